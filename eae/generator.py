@@ -1,0 +1,110 @@
+"""The deployable generator: mixture sampler + decoder in one torch module, and its ONNX export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from eae.density import Mixture
+from eae.errors import EAEError
+from eae.io import atomic_path
+from eae.model import Decoder
+
+
+class MixtureSampler(nn.Module):
+    """Latents from a Gaussian mixture, driven by explicit randomness:
+
+        c = #{ j < K-1 : u >= cumsum(weights)_j }      (inverse CDF of the component weights)
+        z = means[c] + L[c] @ noise                     (L = Cholesky factor of covariances[c])
+
+    with noise [N, d] ~ N(0, I) and u [N] ~ U[0, 1). Taking the randomness as
+    inputs keeps the ONNX graph deterministic and lets any caller reproduce it.
+    """
+
+    def __init__(self, mixture: Mixture):
+        super().__init__()
+        w = np.asarray(mixture.weights, np.float64)
+        self.register_buffer("thresholds", torch.tensor(np.cumsum(w / w.sum())[:-1], dtype=torch.float32))
+        self.register_buffer("means", torch.tensor(mixture.means, dtype=torch.float32))
+        self.register_buffer("chol", torch.tensor(mixture.cholesky(), dtype=torch.float32))
+
+    def forward(self, noise: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        component = (u.unsqueeze(1) >= self.thresholds.unsqueeze(0)).sum(dim=1)
+        z = torch.matmul(self.chol[component], noise.unsqueeze(-1)).squeeze(-1)
+        return z + self.means[component]
+
+
+class Generator(nn.Module):
+    """(noise, u) -> images [N, C, H, W] in [0, 1]."""
+
+    def __init__(self, mixture: Mixture, decoder: Decoder):
+        super().__init__()
+        self.sampler = MixtureSampler(mixture)
+        self.decoder = decoder.baked()
+
+    def forward(self, noise: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.sampler(noise, u))
+
+
+def draw_inputs(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's randomness: noise ~ N(0, I) [n, d] and u ~ U[0, 1) [n], both float32,
+    from numpy's PCG64 (``np.random.default_rng(seed)``), noise drawn first."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((n, d), dtype=np.float32)
+    u = rng.random(n, dtype=np.float32)
+    return noise, u
+
+
+def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], opset: int) -> None:
+    batch = torch.export.Dim("N", min=1)
+    dynamic = tuple({0: batch} for _ in input_names)
+    program = torch.onnx.export(module, args, dynamo=True, input_names=input_names, output_names=["images"],
+                                dynamic_shapes=dynamic, opset_version=opset, external_data=False, verbose=False)
+    program.save(str(path))
+
+
+def export_onnx(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], input_names: list[str],
+                path: str | Path, metadata: dict[str, str], opset: int = 18, atol: float = 1e-4) -> float:
+    """Export ``module`` (moved to CPU, eval mode; bake parametrizations first) to ONNX with a dynamic batch,
+    attach ``metadata`` as metadata_props, check it, and verify onnxruntime agrees with torch on
+    batch sizes 1 and 7 within ``atol``. Writes atomically; returns the largest abs difference."""
+    import onnx
+
+    module = module.cpu().eval()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with torch.no_grad():
+            _export(module, example_inputs, tmp, input_names, opset)
+        model = onnx.load(str(tmp))
+        for key, value in metadata.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, str(value)
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, str(tmp))
+        max_diff = max(parity(module, tmp, example_inputs, input_names, n) for n in (1, 7))
+        if max_diff > atol:
+            raise EAEError(f"ONNX export of {path.name}: onnxruntime and torch differ by {max_diff:.2e} > {atol:.0e}")
+    return max_diff
+
+
+def parity(module: nn.Module, onnx_path: str | Path, example_inputs: tuple[torch.Tensor, ...],
+           input_names: list[str], batch: int, seed: int = 0) -> float:
+    """Largest |torch - onnxruntime| on random inputs shaped like ``example_inputs`` with batch ``batch``."""
+    import onnxruntime as ort
+
+    g = torch.Generator().manual_seed(seed)
+    inputs = []
+    for x in example_inputs:
+        shape = (batch, *x.shape[1:])
+        # u-like inputs (1-D) are uniform in [0, 1); the rest standard normal.
+        inputs.append(torch.rand(shape, generator=g) if x.dim() == 1 else torch.randn(shape, generator=g))
+    with torch.no_grad():
+        expected = module(*inputs).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {name: x.numpy() for name, x in zip(input_names, inputs)})[0]
+    if got.shape != expected.shape:
+        raise EAEError(f"ONNX output shape {got.shape} != torch {expected.shape}")
+    return float(np.abs(got - expected).max())

@@ -1,0 +1,96 @@
+"""The EAE objective and one training epoch."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from eae.entropy import kl_entropy
+from eae.model import EAE
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Squared error summed over pixels, averaged over the batch:
+
+        recon = (1/N) sum_n ||x_hat_n - x_n||^2  =  C*H*W * MSE
+
+    The per-image sum keeps entropy_weight on the scale of the paper's values
+    (0.05 and 1.0 on MNIST); divide by C*H*W for the per-pixel MSE.
+    """
+    return (x_hat - x).pow(2).flatten(1).sum(1).mean()
+
+
+def eae_loss(model: EAE, x: torch.Tensor, entropy_weight: float, k: int = 1,
+             decoder_l2: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """loss = recon(D(z), x) - entropy_weight * H_KL(z) + decoder_l2 * ||W_dec||^2,
+    z = BN(E(x)) over the minibatch x."""
+    z, x_hat = model(x)
+    recon = reconstruction_loss(x_hat, x)
+    entropy = kl_entropy(z, k=k)
+    loss = recon - entropy_weight * entropy
+    if decoder_l2 > 0:
+        loss = loss + decoder_l2 * model.decoder.weight_l2()
+    return loss, {"loss": loss.detach(), "recon": recon.detach(), "entropy": entropy.detach()}
+
+
+def to_float(x_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1] (on the tensor's own device)."""
+    return x_uint8.float().div_(255.0)
+
+
+def batches(images: torch.Tensor, batch_size: int, generator: torch.Generator | None = None,
+            shuffle: bool = True, drop_last: bool = True) -> Iterable[torch.Tensor]:
+    """Yield float batches from a uint8 [N, C, H, W] tensor kept wherever it lives.
+
+    The permutation is drawn on the CPU generator so the order is device-independent.
+    """
+    n = len(images)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = order.to(images.device)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield to_float(images[order[start:start + batch_size]])
+
+
+def train_epoch(model: EAE, optimizer: torch.optim.Optimizer, images: torch.Tensor, batch_size: int,
+                entropy_weight: float, k: int = 1, decoder_l2: float = 0.0,
+                generator: torch.Generator | None = None, progress=None) -> dict[str, float]:
+    """One pass over ``images`` (uint8, already on the training device). Returns mean stats.
+
+    Incomplete final batches are dropped: BatchNorm statistics and the k-NN
+    entropy both need the full minibatch.
+    """
+    model.train()
+    totals: dict[str, torch.Tensor] = {}
+    steps = 0
+    for x in batches(images, batch_size, generator):
+        loss, stats = eae_loss(model, x, entropy_weight, k, decoder_l2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for key, v in stats.items():
+            totals[key] = totals.get(key, 0.0) + v
+        steps += 1
+        if progress is not None:
+            progress.update(1)
+    if steps == 0:
+        raise ValueError(f"no full batch: {len(images)} images, batch_size {batch_size}")
+    result = {key: float(v / steps) for key, v in totals.items()}
+    if not all(torch.isfinite(torch.tensor(list(result.values())))):
+        raise FloatingPointError(f"training diverged: {result}")
+    return result
+
+
+@torch.no_grad()
+def encode(model: EAE, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Codes of uint8 images in eval mode (BatchNorm uses its running statistics)."""
+    model.eval()
+    return torch.cat([model.encoder(x) for x in batches(images, batch_size, shuffle=False, drop_last=False)])
+
+
+@torch.no_grad()
+def reconstruct(model: EAE, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Float reconstructions in [0, 1] of uint8 images, eval mode."""
+    model.eval()
+    return torch.cat([model(x)[1] for x in batches(images, batch_size, shuffle=False, drop_last=False)])
