@@ -93,7 +93,10 @@ class Decoder(nn.Module):
             layers += [nn.ConvTranspose2d(c, out, k, stride=2, padding=p, output_padding=2 + 2 * p - k, bias=False),
                        nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
             c = out
-        layers += [nn.Conv2d(c, cfg.image_shape[0], k, stride=1, padding="same"), nn.Sigmoid()]
+        # Stride-1 "same" conv to the image channels; TensorFlow-style padding (the extra
+        # row/column of an even kernel goes right/bottom), as in the RAE reference code.
+        lo, hi = (k - 1) // 2, k // 2
+        layers += [nn.ZeroPad2d((lo, hi, lo, hi)), nn.Conv2d(c, cfg.image_shape[0], k), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
         if cfg.spectral_norm:
             for m in [self.fc, *self.net]:

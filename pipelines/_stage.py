@@ -27,8 +27,9 @@ log = logging.getLogger("eae")
 
 def run(main: Callable[[], None]) -> None:
     """Run a stage's main(): config errors exit 2, input errors exit 1, each as one line on stderr."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
+    log.setLevel(logging.INFO)
     try:
         main()
     except ConfigError as exc:
