@@ -1,0 +1,69 @@
+import torch
+
+from eae.model import EAE, EAEConfig
+from eae.seed import seed_everything
+from eae.train import batches, eae_loss, reconstruction_loss, train_epoch
+
+CFG = EAEConfig((1, 8, 8), 3, (8, 16), (16, 8))
+
+
+def images(n=200, seed=0):
+    """Images on a 2-D manifold: a blob whose position varies."""
+    g = torch.Generator().manual_seed(seed)
+    centre = torch.rand(n, 2, generator=g) * 6 + 1
+    grid = torch.stack(torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij"))
+    d2 = ((grid[None] - centre[:, :, None, None]) ** 2).sum(1, keepdim=True)
+    return (torch.exp(-d2 / 4) * 255).to(torch.uint8)
+
+
+def run(seed, epochs=2, beta=0.5):
+    seed_everything(seed)
+    model = EAE(CFG)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(seed)
+    stats = [train_epoch(model, opt, images(), 50, beta, generator=g) for _ in range(epochs)]
+    return model, stats
+
+
+def test_reconstruction_loss_is_sum_over_pixels_mean_over_batch():
+    x = torch.zeros(4, 1, 2, 2)
+    assert float(reconstruction_loss(x + 0.5, x)) == 4 * 0.25
+
+
+def test_loss_combines_terms():
+    seed_everything(0)
+    model = EAE(CFG)
+    x = images(50).float() / 255
+    loss, stats = eae_loss(model, x, entropy_weight=0.3)
+    torch.testing.assert_close(loss.detach(), stats["recon"] - 0.3 * stats["entropy"])
+    loss_l2, _ = eae_loss(model, x, entropy_weight=0.3, decoder_l2=1e-3)
+    assert loss_l2.item() > loss.item()
+
+
+def test_same_seed_same_numbers_on_cpu():
+    m1, s1 = run(0)
+    m2, s2 = run(0)
+    assert s1 == s2
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    _, s3 = run(1)
+    assert s3 != s1
+
+
+def test_training_reduces_reconstruction():
+    _, stats = run(0, epochs=15, beta=0.0)
+    assert stats[-1]["recon"] < 0.5 * stats[0]["recon"]
+
+
+def test_entropy_term_raises_the_code_entropy():
+    _, with_entropy = run(0, epochs=8, beta=5.0)
+    _, without = run(0, epochs=8, beta=0.0)
+    assert with_entropy[-1]["entropy"] > without[-1]["entropy"]
+
+
+def test_batches_drop_incomplete_and_scale():
+    data = images(105)
+    got = list(batches(data, 50, torch.Generator().manual_seed(0)))
+    assert [len(b) for b in got] == [50, 50]
+    assert got[0].dtype == torch.float32 and float(got[0].max()) <= 1.0
+    assert [len(b) for b in batches(data, 50, shuffle=False, drop_last=False)] == [50, 50, 5]
