@@ -1,0 +1,130 @@
+"""End-to-end: the whole DVC pipeline on a tiny config in a temporary copy of the repository."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "model": {"latent_dim": 4, "encoder_channels": [8, 16], "decoder_channels": [16, 8]},
+    "train": {"epochs": 2},
+    "density": {"gmm_components": 3},
+    "classifier": {"epochs": 2},
+    "eval": {"n_samples": 300},
+    "report": {"n_images": 16},
+}
+
+pytestmark = pytest.mark.slow
+
+
+def sh(args, cwd, env):
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A committed copy of the tracked files with params.yaml shrunk to TINY."""
+    dst = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        src = ROOT / name
+        if src.is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / name)
+    params = yaml.safe_load((dst / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid", "DVC_NO_ANALYTICS": "1"}
+    env = {k: v for k, v in env.items() if not k.startswith("EAE_")}
+    sh(["git", "init", "-q"], dst, env)
+    sh(["git", "add", "-A"], dst, env)
+    sh(["git", "commit", "-qm", "tiny"], dst, env)
+    return dst, env
+
+
+@pytest.fixture(scope="module")
+def reproduced(repo):
+    dst, env = repo
+    sh(["dvc", "repro"], dst, env)
+    return dst, env
+
+
+def test_repro_writes_every_output(reproduced):
+    dst, _ = reproduced
+    manifest = json.loads((dst / "data/prepared/manifest.json").read_text())
+    assert manifest["image_shape"] == [1, 16, 16]
+    assert manifest["splits"]["train"]["count"] + manifest["splits"]["test"]["count"] == 1797
+    fid = json.loads((dst / "reports/fid.json").read_text())
+    assert {"isotropic", "mvg", "gmm", "reconstruction", "feature_extractor", "n_samples"} <= set(fid)
+    assert fid["n_samples"] == 300 and fid["feature_extractor"] == "classifier"
+    assert all(np.isfinite(fid[k]) and fid[k] >= 0 for k in ("isotropic", "mvg", "gmm", "reconstruction"))
+    train = json.loads((dst / "reports/train_metrics.json").read_text())
+    assert train["epochs"] == 2
+    assert (dst / "dvclive/plots/metrics/train/entropy.tsv").read_text().count("\n") == 3  # header + 2 epochs
+    html = (dst / "reports/index.html").read_text()
+    assert "Fréchet" in html and html.count("data:image/png;base64,") == 6
+
+    session = ort.InferenceSession(str(dst / "models/generator.onnx"), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["latent_dim"] == "4" and meta["sampler"] == "gmm" and meta["dataset"] == "digits"
+    assert json.loads(meta["image_shape"]) == [1, 16, 16]
+    images = session.run(None, {"noise": np.zeros((5, 4), np.float32), "u": np.full(5, 0.5, np.float32)})[0]
+    assert images.shape == (5, 1, 16, 16) and 0 <= images.min() and images.max() <= 1
+    assert (dst / "models/decoder.onnx").stat().st_size > 0
+    assert "models" in (dst / "models/.gitignore").read_text() or "/eae.pt" in (dst / "models/.gitignore").read_text()
+
+
+def test_second_repro_is_a_no_op(reproduced):
+    dst, env = reproduced
+    out = sh(["dvc", "repro"], dst, env)
+    assert "Data and pipelines are up to date" in out
+
+
+def test_entropy_weight_invalidates_train_not_prepare(reproduced):
+    dst, env = reproduced
+    params = (dst / "params.yaml").read_text()
+    try:
+        (dst / "params.yaml").write_text(params.replace("entropy_weight: 0.05", "entropy_weight: 0.25"))
+        status = json.loads(sh(["dvc", "status", "--json"], dst, env))
+    finally:
+        (dst / "params.yaml").write_text(params)
+    # Only train depends on entropy_weight directly; the stages after it rerun because
+    # models/eae.pt changes (checked by the experiment below), prepare and the classifier never.
+    assert set(status) == {"train"}
+
+
+def test_experiment_with_another_entropy_weight(reproduced):
+    dst, env = reproduced
+    sh(["git", "add", "-A"], dst, env)
+    sh(["git", "commit", "-qm", "baseline results"], dst, env)
+    ran = sh(["dvc", "exp", "run", "-S", "entropy_weight=0.5", "--name", "beta05"], dst, env)
+    rows = json.loads(sh(["dvc", "exp", "show", "--json"], dst, env))
+    text = json.dumps(rows)
+    assert "beta05" in text
+
+    def fid_of(entry):
+        data = entry.get("data") or {}
+        return data.get("metrics", {}).get("reports/fid.json", {}).get("data", {})
+
+    head = next(row for row in rows if row.get("experiments"))  # the committed baseline and its experiments
+    baseline = fid_of(head)
+    experiment = [fid_of(e) for exp in head["experiments"] for e in exp.get("revs", []) if e.get("name") == "beta05"][0]
+    assert baseline and experiment and baseline["gmm"] != experiment["gmm"]
+    # The experiment reran train and everything after it, never prepare or the classifier.
+    assert "Stage 'prepare' didn't change, skipping" in ran
+    assert "Stage 'train_classifier' didn't change, skipping" in ran
+    for stage in ("train", "fit_density", "export", "evaluate", "report"):
+        assert f"Running stage '{stage}'" in ran
