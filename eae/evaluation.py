@@ -12,7 +12,8 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from eae.generator import Generator, draw_inputs
+from eae.generator import Generator
+from eae.runtime import draw_inputs
 from eae.model import EAE
 from eae.train import batches
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,20 +50,15 @@ class Generator(nn.Module):
         return self.decoder(self.sampler(noise, u))
 
 
-def draw_inputs(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The generator's randomness: noise ~ N(0, I) [n, d] and u ~ U[0, 1) [n], both float32,
-    from numpy's PCG64 (``np.random.default_rng(seed)``), noise drawn first."""
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((n, d), dtype=np.float32)
-    u = rng.random(n, dtype=np.float32)
-    return noise, u
-
-
 def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], opset: int) -> None:
     batch = torch.export.Dim("N", min=1)
     dynamic = tuple({0: batch} for _ in input_names)
-    program = torch.onnx.export(module, args, dynamo=True, input_names=input_names, output_names=["images"],
-                                dynamic_shapes=dynamic, opset_version=opset, external_data=False, verbose=False)
+    with warnings.catch_warnings():
+        # Both inputs share the batch dimension N; torch warns that it merged the names.
+        warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
+        program = torch.onnx.export(module, args, dynamo=True, input_names=input_names, output_names=["images"],
+                                    dynamic_shapes=dynamic, opset_version=opset, external_data=False,
+                                    verbose=False)
     program.save(str(path))
 
 

@@ -10,9 +10,10 @@ from eae.density import SAMPLERS, load_densities
 from eae.evaluation import generated_batches
 from eae.generator import Generator
 from eae.io import read_json, write_bytes
+from eae.runtime import Generator as OnnxGenerator
 from eae.report import figure_data_uri, image_grid, png_data_uri, render_report, training_curves
 from eae.train import reconstruct
-from pipelines._stage import CHECKPOINT, DENSITY, FID, PREPARED, REPORT, log, run
+from pipelines._stage import CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, log, run
 from pipelines.config import load_params
 
 
@@ -27,6 +28,8 @@ def main() -> None:
     for name in SAMPLERS:
         images = next(iter(generated_batches(Generator(densities[name], model.decoder), n, n, p.seed)))
         grids[name] = png_data_uri(image_grid(images.numpy()), scale)
+    onnx_gen = OnnxGenerator(GENERATOR_ONNX, device="cpu")
+    onnx_grid = png_data_uri(image_grid(onnx_gen.sample(n, seed=p.seed).transpose(0, 3, 1, 2)), scale)
     test = torch.from_numpy(read_split(PREPARED, "test").images[:n])
     metrics = {k: v for k, v in ckpt["metrics"].items() if k != "history"}
     html = render_report({
@@ -42,6 +45,8 @@ def main() -> None:
         "reconstructions": png_data_uri(image_grid(reconstruct(model, test).numpy()), scale),
         "curves": figure_data_uri(training_curves(ckpt["metrics"]["history"])),
         "train_metrics": metrics,
+        "card": onnx_gen.card,
+        "onnx_grid": onnx_grid,
     })
     write_bytes(REPORT, html.encode())
     log.info("wrote %s (%.0f kB)", REPORT, len(html) / 1024)

@@ -75,7 +75,7 @@ def test_repro_writes_every_output(reproduced):
     assert train["epochs"] == 2
     assert (dst / "dvclive/plots/metrics/train/entropy.tsv").read_text().count("\n") == 3  # header + 2 epochs
     html = (dst / "reports/index.html").read_text()
-    assert "Fréchet" in html and html.count("data:image/png;base64,") == 6
+    assert "Fréchet" in html and html.count("data:image/png;base64,") == 7
 
     session = ort.InferenceSession(str(dst / "models/generator.onnx"), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map

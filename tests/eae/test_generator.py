@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from eae.density import Mixture, fit_gmm
-from eae.generator import Generator, MixtureSampler, draw_inputs, export_onnx
+from eae.generator import Generator, MixtureSampler, export_onnx
+from eae.runtime import draw_inputs
 from eae.model import EAE, EAEConfig
 
 CFG = EAEConfig((1, 8, 8), 3, (8, 16), (16, 8), spectral_norm=True)

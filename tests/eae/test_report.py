@@ -35,8 +35,11 @@ def test_render_report_is_self_contained():
         "samplers": ["isotropic", "mvg", "gmm"], "grids": {"gmm": uri}, "originals": uri, "reconstructions": uri,
         "curves": figure_data_uri(training_curves({"loss": [3, 2, 1], "lr": [1e-3] * 3})),
         "train_metrics": {"final_loss": 1.0},
+        "card": {"file": "generator.onnx", "sampler": "gmm", "n_components": 10, "bytes": 2048, "opset": 18,
+                 "sha256": "ab" * 32},
+        "onnx_grid": uri,
     })
     assert "3.0000" in html and "0.9000" in html
     assert "&lt;features&gt;" in html  # autoescaped
     assert "http://" not in html and "https://" not in html and "<script" not in html
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5

@@ -1,0 +1,85 @@
+"""Cost of the entropy term: an EAE training step vs a plain AE step (same model, same batch).
+
+    python benchmarks/entropy_cost.py [--device cpu|cuda] [--steps 50] [--arch digits|mnist]
+
+Prints seconds per step for both and their ratio, measured in one run (interleaved
+blocks, median of blocks) so machine load affects both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from eae.entropy import kl_entropy
+from eae.model import EAE, EAEConfig
+from eae.train import reconstruction_loss
+
+ARCHS = {
+    "digits": EAEConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4),
+    "mnist": EAEConfig((1, 32, 32), 16, (128, 256, 512, 1024), (1024, 512, 256), 4),
+}
+
+
+def step(model, opt, x, beta):
+    z, x_hat = model(x)
+    loss = reconstruction_loss(x_hat, x)
+    if beta:
+        loss = loss - beta * kl_entropy(z)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def time_block(model, opt, x, beta, steps, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step(model, opt, x, beta)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--arch", choices=sorted(ARCHS), default="digits")
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--blocks", type=int, default=5)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    cfg = ARCHS[args.arch]
+    model = EAE(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.rand(args.batch, *cfg.image_shape, device=device)
+    for beta in (0.0, 0.05):  # warm-up
+        time_block(model, opt, x, beta, 3, device)
+    plain, eae = [], []
+    for _ in range(args.blocks):
+        plain.append(time_block(model, opt, x, 0.0, args.steps, device))
+        eae.append(time_block(model, opt, x, 0.05, args.steps, device))
+    p, e = statistics.median(plain), statistics.median(eae)
+    z = torch.randn(args.batch, cfg.latent_dim, device=device, requires_grad=True)
+    t = time.perf_counter()
+    for _ in range(200):
+        kl_entropy(z).backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    alone = (time.perf_counter() - t) / 200
+    print(f"device {device}, arch {args.arch}, batch {args.batch}, threads {torch.get_num_threads()}")
+    print(f"plain AE step      {p * 1e3:8.2f} ms")
+    print(f"EAE step           {e * 1e3:8.2f} ms")
+    print(f"kl_entropy fwd+bwd {alone * 1e3:8.3f} ms")
+    print(f"ratio EAE/AE       {e / p:8.3f}  (entropy term overhead {100 * (e / p - 1):+.1f} %, "
+          f"isolated {100 * alone / p:.1f} % of a plain step)")
+
+
+if __name__ == "__main__":
+    main()

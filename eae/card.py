@@ -1,0 +1,88 @@
+"""The generator's model card: a JSON file beside the .onnx that says what it is and pins its sha256.
+
+No torch here: the runtime reads cards, the export stage writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from eae.errors import EAEError
+
+FORMAT = "eae-generator-card/1"
+
+RANDOMNESS = (
+    "rng = numpy.random.default_rng(seed)  (PCG64 seeded through SeedSequence); "
+    "noise = rng.standard_normal((N, latent_dim), dtype=float32); then u = rng.random(N, dtype=float32). "
+    "Other languages: feed any N(0,1) noise and U[0,1) u; bit-identical images need numpy's PCG64 stream."
+)
+
+
+def card_path(onnx_path: str | Path) -> Path:
+    """models/generator.onnx -> models/generator.json"""
+    return Path(onnx_path).with_suffix(".json")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_card(onnx_path: str | Path) -> dict:
+    path = card_path(onnx_path)
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EAEError(f"no model card {path} beside {Path(onnx_path).name} (pass verify=False / --no-verify "
+                       "to load an unverified model)") from None
+    except json.JSONDecodeError as exc:
+        raise EAEError(f"corrupt model card {path}: {exc}") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise EAEError(f"{path} is not an EAE generator card (expected format {FORMAT!r})")
+    return card
+
+
+def verify_file(path: str | Path, expected_sha256: str) -> None:
+    """Refuse a file whose sha256 is not the one its card pins."""
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        raise EAEError(f"{path}: sha256 {actual[:16]}… does not match its model card ({expected_sha256[:16]}…); "
+                       "the file was modified or belongs to another export")
+
+
+def make_card(onnx_path: str | Path, decoder_path: str | Path, *, latent_dim: int, image_shape: list[int],
+              sampler: str, n_components: int, dataset: str, opset: int, training: dict, evaluation: dict) -> dict:
+    """The card for an exported generator (call after both .onnx files are final)."""
+    onnx_path, decoder_path = Path(onnx_path), Path(decoder_path)
+    c, h, w = image_shape
+    return {
+        "format": FORMAT,
+        "file": onnx_path.name,
+        "sha256": sha256_file(onnx_path),
+        "bytes": onnx_path.stat().st_size,
+        "opset": opset,
+        "inputs": [
+            {"name": "noise", "dtype": "float32", "shape": ["N", latent_dim],
+             "meaning": "standard normal noise, one row per image"},
+            {"name": "u", "dtype": "float32", "shape": ["N"],
+             "meaning": "uniform in [0, 1); picks the mixture component (inverse CDF of the weights)"},
+        ],
+        "outputs": [{"name": "images", "dtype": "float32", "shape": ["N", c, h, w],
+                     "meaning": "pixel intensities in [0, 1], channels first"}],
+        "randomness": RANDOMNESS,
+        "sampler": sampler,
+        "n_components": n_components,
+        "latent_dim": latent_dim,
+        "image_shape": list(image_shape),
+        "dataset": dataset,
+        "training": training,
+        "evaluation": evaluation,
+        "decoder": {"file": decoder_path.name, "sha256": sha256_file(decoder_path),
+                    "inputs": [{"name": "latent", "dtype": "float32", "shape": ["N", latent_dim]}],
+                    "outputs": [{"name": "images", "dtype": "float32", "shape": ["N", c, h, w]}]},
+    }

@@ -1,0 +1,229 @@
+"""Run the exported ONNX generator with numpy, onnxruntime and Pillow only (no torch).
+
+    python -m eae.runtime sample models/generator.onnx -n 64 --seed 0 -o samples.png [--npy out.npy]
+    python -m eae.runtime info models/generator.onnx
+
+    from eae.runtime import Generator
+    gen = Generator("models/generator.onnx")
+    images = gen.sample(16, seed=0)          # uint8 [16, H, W, C]
+    images = gen.decode(latents)             # through decoder.onnx beside it
+
+Input contract of generator.onnx: ``noise`` float32 [N, latent_dim] ~ N(0, I) and ``u``
+float32 [N] ~ U[0, 1) (picks the mixture component); output ``images`` float32
+[N, C, H, W] in [0, 1]. ``sample(n, seed)`` draws them with ``draw_inputs``, so the
+same seed gives the same images on any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from eae.card import read_card, verify_file
+from eae.errors import EAEError
+
+DEFAULT_CHUNK = 1024
+
+
+def draw_inputs(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's randomness: noise ~ N(0, I) [n, d] and u ~ U[0, 1) [n], both float32,
+    from numpy's PCG64 (``np.random.default_rng(seed)``), noise drawn first."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((n, d), dtype=np.float32)
+    u = rng.random(n, dtype=np.float32)
+    return noise, u
+
+
+def to_uint8_nhwc(images: np.ndarray) -> np.ndarray:
+    """float [N, C, H, W] in [0, 1] -> uint8 [N, H, W, C] (rounded, clipped)."""
+    return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def _cuda_driver_present() -> bool:
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        return True
+    except OSError:
+        return False
+
+
+def make_session(path: str | Path, device: str = "auto", threads: int = 0):
+    """An onnxruntime session on CUDA when onnxruntime really runs there (``device`` auto|cuda), else CPU.
+    ``session.get_providers()`` says which was used."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads
+    providers = ["CPUExecutionProvider"]
+    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_driver_present():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        if len(providers) > 1:
+            # onnxruntime logs loudly when CUDA libraries are missing; it then falls back to CPU.
+            ort.set_default_logger_severity(4)
+        session = ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types for invalid models
+        raise EAEError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    finally:
+        ort.set_default_logger_severity(2)
+    if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        raise EAEError("device 'cuda' requested but onnxruntime cannot run on CUDA here")
+    return session
+
+
+class Generator:
+    """The EAE generator (sampler + decoder) as an onnxruntime session.
+
+    Args:
+        path: generator.onnx. Its model card (generator.json beside it) must pin its sha256
+            unless ``verify=False``.
+        decoder_path: decoder.onnx for ``decode``; default: beside ``path``.
+        device: auto | cpu | cuda.
+        chunk_size: images per onnxruntime call; larger requests are streamed in chunks so
+            memory stays flat.
+        threads: onnxruntime intra-op threads (0 = onnxruntime's default).
+    """
+
+    def __init__(self, path: str | Path, decoder_path: str | Path | None = None, device: str = "auto",
+                 chunk_size: int = DEFAULT_CHUNK, verify: bool = True, threads: int = 0):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise EAEError(f"no such model file: {self.path}")
+        if chunk_size < 1:
+            raise EAEError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.card = read_card(self.path) if verify else None
+        if self.card is not None:
+            verify_file(self.path, self.card["sha256"])
+        self.decoder_path = Path(decoder_path) if decoder_path else self.path.with_name("decoder.onnx")
+        self.device, self.threads, self.chunk_size = device, threads, chunk_size
+        self.session = make_session(self.path, device, threads)
+        self._decoder = None
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if set(inputs) != {"noise", "u"} or outputs != ["images"] or "latent_dim" not in meta:
+            raise EAEError(f"{self.path} is not an EAE generator (inputs {sorted(inputs)}, outputs {outputs}; "
+                           "expected noise, u -> images with latent_dim metadata)")
+        self.metadata = dict(meta)
+        self.latent_dim = int(meta["latent_dim"])
+        self.image_shape = tuple(json.loads(meta["image_shape"]))  # (C, H, W)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers onnxruntime actually uses for this model."""
+        return self.session.get_providers()
+
+    def generate(self, noise: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Run the graph on explicit inputs; returns float32 [N, C, H, W] in [0, 1]."""
+        noise = np.asarray(noise)
+        u = np.asarray(u)
+        if noise.ndim != 2 or noise.shape[1] != self.latent_dim:
+            raise EAEError(f"noise must have shape [N, {self.latent_dim}], got {list(noise.shape)}")
+        if u.shape != (noise.shape[0],):
+            raise EAEError(f"u must have shape [{noise.shape[0]}], got {list(u.shape)}")
+        noise = noise.astype(np.float32, copy=False)
+        u = u.astype(np.float32, copy=False)
+        out = [self.session.run(["images"], {"noise": noise[i:i + self.chunk_size], "u": u[i:i + self.chunk_size]})[0]
+               for i in range(0, len(noise), self.chunk_size)]
+        return np.concatenate(out) if out else np.zeros((0, *self.image_shape), np.float32)
+
+    def iter_samples(self, n: int, seed: int = 0) -> Iterator[np.ndarray]:
+        """Yield uint8 NHWC chunks of ``sample(n, seed)``, at most chunk_size images each."""
+        if n <= 0:
+            raise EAEError(f"number of images must be positive, got {n}")
+        noise, u = draw_inputs(n, self.latent_dim, seed)
+        for i in range(0, n, self.chunk_size):
+            yield to_uint8_nhwc(self.generate(noise[i:i + self.chunk_size], u[i:i + self.chunk_size]))
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """n images as uint8 [n, H, W, C]; the same seed gives the same images everywhere."""
+        return np.concatenate(list(self.iter_samples(n, seed)))
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """Latents [N, latent_dim] -> uint8 [N, H, W, C] through decoder.onnx."""
+        if self._decoder is None:
+            if not self.decoder_path.is_file():
+                raise EAEError(f"no decoder model {self.decoder_path}")
+            if self.card is not None and self.card.get("decoder", {}).get("sha256"):
+                verify_file(self.decoder_path, self.card["decoder"]["sha256"])
+            self._decoder = make_session(self.decoder_path, self.device, self.threads)
+        latents = np.asarray(latents, dtype=np.float32)
+        if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
+            raise EAEError(f"latents must have shape [N, {self.latent_dim}], got {list(latents.shape)}")
+        out = [self._decoder.run(None, {"latent": latents[i:i + self.chunk_size]})[0]
+               for i in range(0, len(latents), self.chunk_size)]
+        return to_uint8_nhwc(np.concatenate(out))
+
+    def info(self) -> dict:
+        return {"path": str(self.path), "providers": self.providers, "latent_dim": self.latent_dim,
+                "image_shape": list(self.image_shape), "metadata": self.metadata,
+                "inputs": [{"name": i.name, "type": i.type, "shape": i.shape} for i in self.session.get_inputs()],
+                "outputs": [{"name": o.name, "type": o.type, "shape": o.shape} for o in self.session.get_outputs()],
+                "card": self.card}
+
+
+def save_grid_png(images_nhwc: np.ndarray, path: str | Path, ncol: int | None = None) -> None:
+    """Tile uint8 NHWC images into one PNG (written atomically)."""
+    from PIL import Image
+
+    from eae.io import atomic_path
+    from eae.report import image_grid
+
+    n = len(images_nhwc)
+    ncol = ncol or int(np.ceil(np.sqrt(n)))
+    grid = image_grid(images_nhwc.transpose(0, 3, 1, 2), ncol=ncol)
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eae.runtime", description="Run the EAE ONNX generator (no torch).")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in ("sample", "info"):
+        p = sub.add_parser(name)
+        p.add_argument("model", help="generator.onnx")
+        p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        p.add_argument("--no-verify", action="store_true", help="skip the sha256 check against the model card")
+        if name == "sample":
+            p.add_argument("-n", type=int, default=64, help="number of images")
+            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("-o", "--output", help="PNG grid to write")
+            p.add_argument("--npy", help="write raw uint8 NHWC images to this .npy")
+            p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK)
+    args = ap.parse_args(argv)
+    try:
+        if args.command == "info":
+            gen = Generator(args.model, device=args.device, verify=not args.no_verify)
+            print(json.dumps(gen.info(), indent=2))
+            return 0
+        if not args.output and not args.npy:
+            raise EAEError("nothing to write: give -o samples.png and/or --npy samples.npy")
+        gen = Generator(args.model, device=args.device, verify=not args.no_verify, chunk_size=args.chunk_size)
+        images = gen.sample(args.n, seed=args.seed)
+        if args.npy:
+            from eae.io import atomic_path
+
+            with atomic_path(args.npy) as tmp:
+                np.save(tmp, images)
+        if args.output:
+            save_grid_png(images, args.output)
+        print(f"wrote {len(images)} images {list(images.shape[1:])} (seed {args.seed}, providers "
+              f"{','.join(gen.providers)}) to {', '.join(filter(None, [args.output, args.npy]))}")
+        return 0
+    except EAEError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
