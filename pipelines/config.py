@@ -31,11 +31,16 @@ class _Section(BaseModel):
 
 
 class DataParams(_Section):
-    source: Literal["digits"] = "digits"
+    source: Literal["digits", "celeba", "cifar10", "mnist", "folder"] = "digits"
     root: str = "data/raw"
+    download: bool = Field(False, description="celeba/cifar10/mnist: fetch missing files with torchvision")
     image_size: int = Field(16, ge=4)
+    crop: Literal["none", "center"] = Field("center", description="folder: centre square crop before resizing")
     test_fraction: float = Field(0.2, gt=0, lt=1)
+    split_file: str | None = Field(None, description="folder: lines '<relative/path> <split>'")
     shard_size: int = Field(100_000, ge=1)
+    workers: int = Field(0, ge=0, description="processes decoding image files (celeba, folder); 0 = serial")
+    on_bad_image: Literal["skip", "fail"] = "skip"
 
 
 class ModelParams(_Section):

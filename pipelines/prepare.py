@@ -11,10 +11,12 @@ from pipelines.config import load_params
 def main() -> None:
     p = load_params()
     log.info("loading source %r", p.data.source)
-    splits = load_source(p.data.source, root=p.data.root, image_size=p.data.image_size,
-                         test_fraction=p.data.test_fraction, seed=p.seed)
+    d = p.data
+    splits = load_source(d.source, root=d.root, image_size=d.image_size, test_fraction=d.test_fraction,
+                         seed=p.seed, download=d.download, crop=d.crop, split_file=d.split_file)
     with atomic_dir(PREPARED) as tmp:
-        manifest = write_prepared(tmp, splits, p.data.source, p.data.shard_size)
+        manifest = write_prepared(tmp, splits, d.source, d.shard_size, workers=d.workers,
+                                  on_bad_image=d.on_bad_image)
     counts = {k: v["count"] for k, v in manifest["splits"].items()}
     log.info("wrote %s: image_shape %s, %s, %s", PREPARED, manifest["image_shape"], counts, manifest["content_hash"])
 
