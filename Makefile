@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install repro test lock clean
+.PHONY: install repro test lock clean prefect-server
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ repro: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Prefect API + UI on 127.0.0.1:4200 with its SQLite database under .prefect/
+prefect-server: install
+	PREFECT_HOME=$(CURDIR)/.prefect $(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 # Re-resolve requirements.in into exact pins (needs the package registry).
 lock:

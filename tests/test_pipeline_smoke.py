@@ -1,58 +1,20 @@
 """End-to-end: the whole DVC pipeline on a tiny config in a temporary copy of the repository."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "model": {"latent_dim": 4, "encoder_channels": [8, 16], "decoder_channels": [16, 8]},
-    "train": {"epochs": 2},
-    "density": {"gmm_components": 3},
-    "classifier": {"epochs": 2},
-    "eval": {"n_samples": 300},
-    "report": {"n_images": 16},
-}
+from tests.helpers import make_tiny_repo, repo_env, sh
 
 pytestmark = pytest.mark.slow
-
-
-def sh(args, cwd, env):
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     """A committed copy of the tracked files with params.yaml shrunk to TINY."""
-    dst = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for name in filter(None, files.decode().split("\0")):
-        src = ROOT / name
-        if src.is_file():
-            (dst / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / name)
-    params = yaml.safe_load((dst / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "DVC_NO_ANALYTICS": "1"}
-    env = {k: v for k, v in env.items() if not k.startswith("EAE_")}
-    sh(["git", "init", "-q"], dst, env)
-    sh(["git", "add", "-A"], dst, env)
-    sh(["git", "commit", "-qm", "tiny"], dst, env)
-    return dst, env
+    return make_tiny_repo(tmp_path_factory.mktemp("repo")), repo_env()
 
 
 @pytest.fixture(scope="module")

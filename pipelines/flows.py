@@ -1,0 +1,206 @@
+"""Prefect orchestration: scheduled retraining that drives the DVC stages, with metric-gated promotion.
+
+    python -m pipelines.flows retrain [--pull] [--push] [--set entropy_weight=0.5 ...] [--no-promote]
+    python -m pipelines.flows serve --cron "0 3 * * 1"      # needs PREFECT_API_URL (make prefect-server)
+
+DVC stays the source of truth for what to rebuild: each task runs ``dvc repro <stage>``
+(a no-op when nothing changed). Prefect schedules, retries pull/push, and records the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+from prefect import flow, get_run_logger, task
+
+from pipelines import promote as promotion
+
+REPO = Path(__file__).resolve().parents[1]
+LOCK_FILE = ".dvc/tmp/eae-retrain.lock"
+
+
+class StageFailed(RuntimeError):
+    """A DVC command exited non-zero; the message names the stage and quotes DVC's error."""
+
+
+class WorkspaceBusy(RuntimeError):
+    """Another retrain holds the workspace lock."""
+
+
+def stages_in_order(repo: Path) -> list[str]:
+    """The stages of dvc.yaml in dependency order (as written: dvc.yaml lists them topologically)."""
+    return list((yaml.safe_load((repo / "dvc.yaml").read_text()) or {}).get("stages", {}))
+
+
+@contextmanager
+def workspace_lock(repo: Path, wait_s: float = 0.0) -> Iterator[None]:
+    """An exclusive flock on .dvc/tmp/eae-retrain.lock: two retrains never run DVC in one workspace."""
+    path = repo / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "unknown"
+                    raise WorkspaceBusy(f"another retrain is running in {repo} (lock {path}, held by {holder})") from None
+                time.sleep(0.5)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.truncate(0)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_dvc(args: list[str], repo: Path, what: str) -> str:
+    """Run a DVC command, streaming its output into the Prefect log; raise StageFailed on failure."""
+    logger = get_run_logger()
+    logger.info("$ %s", " ".join(args))
+    tail: deque[str] = deque(maxlen=40)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen(args, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            bufsize=1)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line:
+            tail.append(line)
+            logger.info(line)
+    code = proc.wait()
+    if code != 0:
+        errors = [ln for ln in tail if "error" in ln.lower()] or list(tail)[-5:]
+        raise StageFailed(f"{what} failed (exit {code}): {' | '.join(errors[-3:])}")
+    return "\n".join(tail)
+
+
+@task(name="dvc pull", retries=3, retry_delay_seconds=10)
+def dvc_pull(repo: str) -> None:
+    run_dvc(["dvc", "pull"], Path(repo), "dvc pull")
+
+
+@task(name="dvc push", retries=3, retry_delay_seconds=10)
+def dvc_push(repo: str) -> None:
+    run_dvc(["dvc", "push"], Path(repo), "dvc push")
+
+
+@task(name="dvc repro", retries=0)  # a failed training is never retried blindly
+def repro_stage(repo: str, stage: str, force: bool = False) -> str:
+    args = ["dvc", "repro", "--force", "--single-item", stage] if force else ["dvc", "repro", stage]
+    return run_dvc(args, Path(repo), f"stage '{stage}'")
+
+
+@task(name="dvc exp run", retries=0)
+def experiment(repo: str, set_params: dict[str, object], name: str | None) -> str:
+    args = ["dvc", "exp", "run"]
+    for key, value in set_params.items():
+        args += ["-S", f"{key}={value}"]
+    if name:
+        args += ["--name", name]
+    return run_dvc(args, Path(repo), f"experiment {set_params}")
+
+
+@task(name="promote if better")
+def promote(repo: str, metric: str) -> dict:
+    decision = promotion.promote_if_better(repo, metric)
+    get_run_logger().info("promotion: %s (%s)", "promoted" if decision["promoted"] else "kept previous",
+                          decision["reason"])
+    return decision
+
+
+@flow(name="eae-retrain", log_prints=True)
+def retrain(repo: str = str(REPO), pull: bool = False, push: bool = False,
+            set_params: dict[str, object] | None = None, experiment_name: str | None = None,
+            promote_if_better: bool = True, metric: str = "gmm", force: bool = False,
+            lock_wait_s: float = 0.0) -> dict:
+    """Rebuild the pipeline (one task per DVC stage), then promote the generator if it is better.
+
+    set_params: run the whole pipeline as a DVC experiment (`dvc exp run -S key=value ...`) instead.
+    force: rerun every stage even if DVC considers it up to date.
+    """
+    logger = get_run_logger()
+    root = Path(repo).resolve()
+    with workspace_lock(root, lock_wait_s):
+        if pull:
+            dvc_pull(str(root))
+        ran: list[str] = []
+        if set_params:
+            experiment(str(root), set_params, experiment_name)
+            ran.append("experiment")
+        else:
+            for stage in stages_in_order(root):
+                repro_stage.with_options(task_run_name=f"dvc repro {stage}")(str(root), stage, force)
+                ran.append(stage)
+        decision = promote(str(root), metric) if promote_if_better else None
+        if push:
+            dvc_push(str(root))
+    logger.info("retrain finished: %s", ", ".join(ran))
+    return {"stages": ran, "promotion": decision}
+
+
+def _parse_sets(items: list[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --set expects key=value, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipelines.flows", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in ("retrain", "serve"):
+        p = sub.add_parser(name)
+        p.add_argument("--repo", default=str(REPO))
+        p.add_argument("--pull", action="store_true")
+        p.add_argument("--push", action="store_true")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="run as a DVC experiment")
+        p.add_argument("--no-promote", action="store_true")
+        p.add_argument("--metric", default="gmm")
+        p.add_argument("--force", action="store_true")
+        if name == "serve":
+            when = p.add_mutually_exclusive_group(required=True)
+            when.add_argument("--cron", help='e.g. "0 3 * * 1" (Mondays 03:00)')
+            when.add_argument("--interval", type=float, help="seconds between runs")
+            p.add_argument("--name", default="eae-retrain")
+    args = ap.parse_args(argv)
+    params = {"repo": args.repo, "pull": args.pull, "push": args.push, "set_params": _parse_sets(args.set) or None,
+              "promote_if_better": not args.no_promote, "metric": args.metric, "force": args.force}
+    if args.command == "retrain":
+        try:
+            result = retrain(**params)
+        except (StageFailed, WorkspaceBusy) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(result)
+        return 0
+    if not os.environ.get("PREFECT_API_URL"):
+        print("error: serve needs a Prefect server: run `make prefect-server` and set "
+              "PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
+        return 2
+    # limit=1: this process never starts a scheduled run while the previous one is still going.
+    retrain.serve(name=args.name, cron=args.cron, interval=args.interval, parameters=params, limit=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Metric-gated promotion of the exported generator (no Prefect, no DVC calls: plain files).
+
+The candidate is models/generator.onnx + its card (models/generator.json) + models/decoder.onnx.
+It replaces models/promoted/ only when its Fréchet distance (reports/fid.json, one sampler) is
+lower than the promoted model's, measured with the same feature extractor. The decision, both
+numbers and the git/DVC revision go to reports/promotion.json.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from eae.card import read_card, verify_file
+from eae.errors import EAEError
+from eae.io import atomic_dir, read_json, write_json
+
+FILES = ("generator.onnx", "generator.json", "decoder.onnx")
+
+
+def revision(repo: Path) -> dict:
+    """git commit (and whether the work tree is dirty) plus the DVC hash of the generator output."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    dvc_md5 = None
+    lock = repo / "dvc.lock"
+    if lock.exists():
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+        for out in stages.get("export", {}).get("outs", []):
+            if out.get("path") == "models/generator.onnx":
+                dvc_md5 = out.get("md5")
+    return {"git_commit": git("rev-parse", "HEAD") or None, "git_dirty": bool(git("status", "--porcelain")),
+            "dvc_generator_md5": dvc_md5}
+
+
+def promote_if_better(repo: str | Path, metric: str = "gmm") -> dict:
+    """Compare the candidate with models/promoted/; copy it there only if better. Returns the decision."""
+    repo = Path(repo)
+    models, promoted = repo / "models", repo / "models" / "promoted"
+    fid = read_json(repo / "reports" / "fid.json")
+    if metric not in fid:
+        raise EAEError(f"reports/fid.json has no {metric!r} value")
+    candidate_card = read_card(models / "generator.onnx")
+    verify_file(models / "generator.onnx", candidate_card["sha256"])
+    candidate = {"value": float(fid[metric]), "feature_extractor": fid.get("feature_extractor"),
+                 "sampler": candidate_card["sampler"], "sha256": candidate_card["sha256"]}
+
+    current = None
+    if (promoted / "generator.json").exists():
+        card = read_card(promoted / "generator.onnx")
+        evaluation = card.get("evaluation", {})
+        current = {"value": evaluation.get(metric), "feature_extractor": evaluation.get("feature_extractor"),
+                   "sampler": card.get("sampler"), "sha256": card.get("sha256")}
+
+    if current is None or current["value"] is None:
+        promote, reason = True, "no promoted model yet"
+    elif current["feature_extractor"] != candidate["feature_extractor"]:
+        promote, reason = False, (f"metrics are not comparable: candidate uses {candidate['feature_extractor']!r} "
+                                  f"features, promoted model {current['feature_extractor']!r}")
+    elif candidate["value"] < current["value"]:
+        promote, reason = True, f"{metric} {candidate['value']:.4f} < {current['value']:.4f}"
+    else:
+        promote, reason = False, f"{metric} {candidate['value']:.4f} >= promoted {current['value']:.4f}"
+
+    if promote:
+        with atomic_dir(promoted) as tmp:
+            for name in FILES:
+                shutil.copy2(models / name, tmp / name)
+    decision = {"promoted": promote, "reason": reason, "metric": metric, "candidate": candidate,
+                "previous": current, "revision": revision(repo),
+                "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    write_json(repo / "reports" / "promotion.json", decision)
+    return decision

@@ -1,0 +1,56 @@
+"""Shared test helpers: a committed copy of the repository with a tiny configuration."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "model": {"latent_dim": 4, "encoder_channels": [8, 16], "decoder_channels": [16, 8]},
+    "train": {"epochs": 2},
+    "density": {"gmm_components": 3},
+    "classifier": {"epochs": 2},
+    "eval": {"n_samples": 300},
+    "report": {"n_images": 16},
+}
+
+
+def repo_env() -> dict[str, str]:
+    """Environment for DVC/git subprocesses: this venv first on PATH, no EAE_ overrides."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid", "DVC_NO_ANALYTICS": "1"}
+    return {k: v for k, v in env.items() if not k.startswith("EAE_")}
+
+
+def sh(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(args, cwd=cwd, env=env or repo_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def make_tiny_repo(dst: Path, overrides: dict | None = None) -> Path:
+    """Copy the tracked files to dst, shrink params.yaml to TINY (+ overrides), git init and commit."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        src = ROOT / name
+        if src.is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / name)
+    params = yaml.safe_load((dst / "params.yaml").read_text())
+    for section, values in {**TINY, **(overrides or {})}.items():
+        if isinstance(values, dict):
+            params[section].update(values)
+        else:
+            params[section] = values
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(["git", "init", "-q"], dst)
+    sh(["git", "add", "-A"], dst)
+    sh(["git", "commit", "-qm", "tiny"], dst)
+    return dst
