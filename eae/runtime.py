@@ -174,7 +174,7 @@ def save_grid_png(images_nhwc: np.ndarray, path: str | Path, ncol: int | None = 
     from PIL import Image
 
     from eae.io import atomic_path
-    from eae.report import image_grid
+    from eae.images import image_grid
 
     n = len(images_nhwc)
     ncol = ncol or int(np.ceil(np.sqrt(n)))

@@ -24,13 +24,15 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def eae_loss(model: EAE, x: torch.Tensor, entropy_weight: float, k: int = 1,
              decoder_l2: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """loss = recon(D(z), x) - entropy_weight * H_KL(z) + decoder_l2 * ||W_dec||^2,
-    z = BN(E(x)) over the minibatch x."""
+    z = BN(E(x)) over the minibatch x.
+
+    The loss terms are computed in float32 even when the network runs under autocast."""
     z, x_hat = model(x)
-    recon = reconstruction_loss(x_hat, x)
-    entropy = kl_entropy(z, k=k)
+    recon = reconstruction_loss(x_hat.float(), x.float())
+    entropy = kl_entropy(z.float(), k=k)
     loss = recon - entropy_weight * entropy
     if decoder_l2 > 0:
-        loss = loss + decoder_l2 * model.decoder.weight_l2()
+        loss = loss + decoder_l2 * getattr(model, "_orig_mod", model).decoder.weight_l2()
     return loss, {"loss": loss.detach(), "recon": recon.detach(), "entropy": entropy.detach()}
 
 
@@ -40,32 +42,48 @@ def to_float(x_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def batches(images: torch.Tensor, batch_size: int, generator: torch.Generator | None = None,
-            shuffle: bool = True, drop_last: bool = True) -> Iterable[torch.Tensor]:
-    """Yield float batches from a uint8 [N, C, H, W] tensor kept wherever it lives.
+            shuffle: bool = True, drop_last: bool = True, device: torch.device | None = None,
+            channels_last: bool = False) -> Iterable[torch.Tensor]:
+    """Yield float batches in [0, 1] from a uint8 [N, C, H, W] tensor kept wherever it lives.
 
     The permutation is drawn on the CPU generator so the order is device-independent.
+    With ``device``, uint8 batches are copied there before the float conversion (pin
+    ``images`` for asynchronous copies); the dataset itself may stay on the CPU.
     """
     n = len(images)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     order = order.to(images.device)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
-        yield to_float(images[order[start:start + batch_size]])
+        x = images[order[start:start + batch_size]]
+        if device is not None and x.device != device:
+            x = x.pin_memory().to(device, non_blocking=True) if x.device.type == "cpu" and device.type == "cuda" \
+                else x.to(device)
+        x = to_float(x)
+        yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def train_epoch(model: EAE, optimizer: torch.optim.Optimizer, images: torch.Tensor, batch_size: int,
                 entropy_weight: float, k: int = 1, decoder_l2: float = 0.0,
-                generator: torch.Generator | None = None, progress=None) -> dict[str, float]:
-    """One pass over ``images`` (uint8, already on the training device). Returns mean stats.
+                generator: torch.Generator | None = None, progress=None, device: torch.device | None = None,
+                amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+                forward: EAE | None = None) -> dict[str, float]:
+    """One pass over ``images`` (uint8, on the training device or pinned on the CPU with ``device``).
+    Returns mean stats.
 
+    amp_dtype: run the network under autocast in this dtype (e.g. torch.bfloat16); the loss
+        terms stay float32. forward: a compiled wrapper of ``model`` to call instead of it.
     Incomplete final batches are dropped: BatchNorm statistics and the k-NN
     entropy both need the full minibatch.
     """
     model.train()
+    net = forward or model
+    dev = device or images.device
     totals: dict[str, torch.Tensor] = {}
     steps = 0
-    for x in batches(images, batch_size, generator):
-        loss, stats = eae_loss(model, x, entropy_weight, k, decoder_l2)
+    for x in batches(images, batch_size, generator, device=device, channels_last=channels_last):
+        with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            loss, stats = eae_loss(net, x, entropy_weight, k, decoder_l2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -82,15 +100,21 @@ def train_epoch(model: EAE, optimizer: torch.optim.Optimizer, images: torch.Tens
     return result
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def encode(model: EAE, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Codes of uint8 images in eval mode (BatchNorm uses its running statistics)."""
+    """Codes of uint8 images in eval mode (BatchNorm uses its running statistics), on the model's device."""
     model.eval()
-    return torch.cat([model.encoder(x) for x in batches(images, batch_size, shuffle=False, drop_last=False)])
+    return torch.cat([model.encoder(x) for x in batches(images, batch_size, shuffle=False, drop_last=False,
+                                                          device=_device_of(model))])
 
 
 @torch.no_grad()
 def reconstruct(model: EAE, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Float reconstructions in [0, 1] of uint8 images, eval mode."""
+    """Float reconstructions in [0, 1] of uint8 images, eval mode, on the model's device."""
     model.eval()
-    return torch.cat([model(x)[1] for x in batches(images, batch_size, shuffle=False, drop_last=False)])
+    return torch.cat([model(x)[1] for x in batches(images, batch_size, shuffle=False, drop_last=False,
+                                                     device=_device_of(model))])

@@ -66,6 +66,12 @@ class TrainParams(_Section):
     decoder_l2: float = Field(0.0, ge=0)
     entropy_k: int = Field(1, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    checkpoint_every: int = Field(1, ge=0, description="epochs between resume states; 0 = never")
+    sample_every: int = Field(10, ge=0, description="epochs between sample grids logged with dvclive; 0 = never")
+    max_device_data_gb: float = Field(4.0, ge=0, description="keep the uint8 dataset on the GPU up to this size")
+    amp: Literal["none", "bf16"] = "none"
+    channels_last: bool = False
+    compile: bool = False
 
 
 class DensityParams(_Section):

@@ -1,9 +1,16 @@
-"""Stage train: data/prepared -> models/eae.pt, reports/train_metrics.json, dvclive/ curves."""
+"""Stage train: data/prepared -> models/eae.pt, reports/train_metrics.json, dvclive/ curves and samples.
+
+An interrupted run resumes from its last saved state (``train.checkpoint_every``) when
+restarted with the same parameters and data; on CPU it ends with the same weights as an
+uninterrupted run.
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 from dvclive import Live
 from tqdm import tqdm
@@ -12,66 +19,127 @@ from eae.checkpoint import save_checkpoint
 from eae.data import read_manifest, read_split
 from eae.io import write_json
 from eae.model import EAE, EAEConfig
+from eae.images import image_grid
+from eae.resume import fingerprint, load_state, restore, save_state
 from eae.seed import seed_everything
 from eae.train import reconstruct, train_epoch
 from pipelines._stage import CHECKPOINT, DVCLIVE, PREPARED, TRAIN_METRICS, log, resolve_device, run
 from pipelines.config import ConfigError, load_params
 
+# Scratch space inside the workspace, ignored by git and DVC; removed when training completes.
+RESUME_STATE = ".dvc/tmp/eae/train_state.pt"
+SERIES = ("loss", "recon", "entropy", "lr")
+
+
+def place_data(images: np.ndarray, device: torch.device, max_gb: float) -> tuple[torch.Tensor, bool]:
+    """uint8 images on the device when they fit under max_gb, else pinned in CPU memory.
+    Returns (tensor, on_device)."""
+    data = torch.from_numpy(images)
+    if device.type == "cpu" or images.nbytes <= max_gb * 2**30:
+        return data.to(device), True
+    log.info("dataset (%.1f GB) exceeds train.max_device_data_gb: pinned CPU memory, copied per batch",
+             images.nbytes / 2**30)
+    return data.pin_memory(), False
+
+
+@torch.no_grad()
+def sample_grid(model: EAE, noise: torch.Tensor) -> np.ndarray:
+    """Decode fixed N(0, I) noise (the isotropic sampler) in eval mode; returns a uint8 picture."""
+    was_training = model.training
+    model.eval()
+    images = model.decoder(noise).float().cpu().numpy()
+    model.train(was_training)
+    return image_grid(images)
+
 
 def main() -> None:
     p = load_params()
+    t = p.train
     seed_everything(p.seed)
-    device = resolve_device(p.train.device)
+    device = resolve_device(t.device)
     manifest = read_manifest(PREPARED)
-    train = torch.from_numpy(read_split(PREPARED, "train").images).to(device)
-    test = torch.from_numpy(read_split(PREPARED, "test").images).to(device)
-    if len(train) < p.train.batch_size:
-        raise ConfigError(f"train.batch_size {p.train.batch_size} exceeds the {len(train)} training images")
+    train, on_device = place_data(read_split(PREPARED, "train").images, device, t.max_device_data_gb)
+    test = torch.from_numpy(read_split(PREPARED, "test").images)
+    if len(train) < t.batch_size:
+        raise ConfigError(f"train.batch_size {t.batch_size} exceeds the {len(train)} training images")
 
     arch = EAEConfig(image_shape=tuple(manifest["image_shape"]), latent_dim=p.model.latent_dim,
                      encoder_channels=tuple(p.model.encoder_channels),
                      decoder_channels=tuple(p.model.decoder_channels),
                      kernel_size=p.model.kernel_size, spectral_norm=p.model.spectral_norm)
     model = EAE(arch).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     log.info("EAE %s: %.2fM parameters, entropy_weight %g", arch.to_dict(),
              sum(x.numel() for x in model.parameters()) / 1e6, p.entropy_weight)
-    optimizer = torch.optim.Adam(model.parameters(), lr=p.train.lr)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=p.train.lr_decay)
-    order = torch.Generator().manual_seed(p.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
+    shuffle = torch.Generator().manual_seed(p.seed)
+    noise = torch.randn(64, arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
 
-    history: dict[str, list[float]] = {"loss": [], "recon": [], "entropy": [], "lr": []}
-    steps = len(train) // p.train.batch_size
+    # Everything but the epoch count and device must match for a saved state to be resumed.
+    resumable = {"seed": p.seed, "entropy_weight": p.entropy_weight, "model": p.model.model_dump(),
+                 "train": t.model_dump(exclude={"epochs", "device", "checkpoint_every", "sample_every"}),
+                 "data": manifest["content_hash"]}
+    key = fingerprint(resumable)
+    history: dict[str, list[float]] = {s: [] for s in SERIES}
+    first_epoch = 0
+    state, why_not = load_state(RESUME_STATE, key) if t.checkpoint_every else (None, "checkpoint_every is 0")
+    if state is not None and state["epoch"] > t.epochs:
+        state, why_not = None, f"it is past train.epochs ({state['epoch']} > {t.epochs})"
+    if state is not None:
+        restore(state, model, optimizer, scheduler, shuffle)
+        history, first_epoch = state["history"], state["epoch"]
+        log.info("resuming from %s after epoch %d", RESUME_STATE, first_epoch)
+    elif Path(RESUME_STATE).exists():
+        log.info("not resuming from %s: %s", RESUME_STATE, why_not)
+
+    forward = torch.compile(model) if t.compile else None
+    amp = torch.bfloat16 if t.amp == "bf16" else None
+    steps = len(train) // t.batch_size
     start = time.perf_counter()
     with Live(DVCLIVE, save_dvc_exp=False, dvcyaml=None) as live, \
-            tqdm(total=p.train.epochs * steps, desc="train", unit="step", mininterval=2) as bar:
-        for epoch in range(p.train.epochs):
+            tqdm(total=t.epochs * steps, initial=first_epoch * steps, desc="train", unit="step", mininterval=2) as bar:
+        for epoch in range(first_epoch):  # the curves of a resumed run start at epoch 1
+            for s in SERIES:
+                live.log_metric(f"train/{s}", history[s][epoch])
+            live.next_step()
+        for epoch in range(first_epoch, t.epochs):
             lr = optimizer.param_groups[0]["lr"]
-            stats = train_epoch(model, optimizer, train, p.train.batch_size, p.entropy_weight,
-                                k=p.train.entropy_k, decoder_l2=p.train.decoder_l2, generator=order, progress=bar)
+            stats = train_epoch(model, optimizer, train, t.batch_size, p.entropy_weight, k=t.entropy_k,
+                                decoder_l2=t.decoder_l2, generator=shuffle, progress=bar,
+                                device=None if on_device else device, amp_dtype=amp,
+                                channels_last=t.channels_last, forward=forward)
             scheduler.step()
             stats["lr"] = lr
-            for key, value in stats.items():
-                history[key].append(value)
-                live.log_metric(f"train/{key}", value)
+            for s in SERIES:
+                history[s].append(stats[s])
+                live.log_metric(f"train/{s}", stats[s])
+            if t.sample_every and ((epoch + 1) % t.sample_every == 0 or epoch + 1 == t.epochs):
+                live.log_image(f"samples/epoch_{epoch + 1:04d}.png", sample_grid(model, noise))
             live.next_step()
+            if t.checkpoint_every and (epoch + 1) % t.checkpoint_every == 0 and epoch + 1 < t.epochs:
+                save_state(RESUME_STATE, fingerprint=key, epoch=epoch + 1, model=model, optimizer=optimizer,
+                           scheduler=scheduler, shuffle=shuffle, history=history)
             bar.set_postfix(epoch=epoch + 1, recon=f"{stats['recon']:.3f}", entropy=f"{stats['entropy']:.3f}")
-            log.debug("epoch %d %s", epoch + 1, stats)
 
     n_pix = arch.image_shape[0] * arch.image_shape[1] * arch.image_shape[2]
-    test_mse = float((reconstruct(model, test) - test.float() / 255).pow(2).mean())
-    final = {key: values[-1] for key, values in history.items() if key != "lr"}
+    test_mse = float((reconstruct(model, test).cpu() - test.float() / 255).pow(2).mean())
+    final = {s: history[s][-1] for s in SERIES if s != "lr"}
     metrics = {
         "final_loss": final["loss"],
         "final_recon": final["recon"],
         "final_entropy": final["entropy"],
         "train_mse_per_pixel": final["recon"] / n_pix,
         "test_mse_per_pixel": test_mse,
-        "epochs": p.train.epochs,
+        "epochs": t.epochs,
         "train_seconds": round(time.perf_counter() - start, 2),
+        "resumed_from_epoch": first_epoch,
     }
     save_checkpoint(CHECKPOINT, model, params=p.model_dump(), metrics={**metrics, "history": history},
                     extra={"dataset": manifest["source"], "data_hash": manifest["content_hash"]})
     write_json(TRAIN_METRICS, metrics)
+    Path(RESUME_STATE).unlink(missing_ok=True)
     log.info("wrote %s; test MSE/pixel %.5f, final entropy %.3f nats", CHECKPOINT, test_mse, final["entropy"])
 
 
