@@ -110,7 +110,7 @@ class Params(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EAE_", env_nested_delimiter="__", extra="forbid")
 
     seed: int = Field(0, ge=0)
-    entropy_weight: float = Field(0.05, ge=0, description="beta in loss = recon - beta * H(z)")
+    entropy_weight: float = Field(0.2, ge=0, description="beta in loss = recon - beta * H(z)")
     data: DataParams = Field(default_factory=DataParams)
     model: ModelParams = Field(default_factory=ModelParams)
     train: TrainParams = Field(default_factory=TrainParams)

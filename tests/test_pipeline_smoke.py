@@ -5,6 +5,7 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
+import yaml
 
 from tests.helpers import make_tiny_repo, repo_env, sh
 
@@ -59,7 +60,9 @@ def test_entropy_weight_invalidates_train_not_prepare(reproduced):
     dst, env = reproduced
     params = (dst / "params.yaml").read_text()
     try:
-        (dst / "params.yaml").write_text(params.replace("entropy_weight: 0.05", "entropy_weight: 0.25"))
+        changed = yaml.safe_load(params)
+        changed["entropy_weight"] = 0.25
+        (dst / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
         status = json.loads(sh(["dvc", "status", "--json"], dst, env))
     finally:
         (dst / "params.yaml").write_text(params)
