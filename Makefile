@@ -17,7 +17,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
+# make repro CONFIG=celeba : use configs/celeba.yaml as params.yaml (the workspace's params change; commit
+# them on a branch), then reproduce.
 repro: install
+ifdef CONFIG
+	cp configs/$(CONFIG).yaml params.yaml
+endif
 	$(BIN)/dvc repro
 
 test: install
