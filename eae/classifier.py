@@ -106,7 +106,7 @@ def load_classifier(path) -> tuple[Classifier, dict]:
 
     path = Path(path)
     if not path.exists():
-        raise EAEError(f"missing {path}: run the train_classifier stage first (dvc repro train_classifier)")
+        raise EAEError(f"missing {path}: run the feature_stats stage first (dvc repro feature_stats)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -46,6 +46,7 @@ def generated_batches(generator: Generator, n: int, batch_size: int, seed: int) 
 def reconstruction_batches(model: EAE, images: torch.Tensor, batch_size: int) -> Iterable[torch.Tensor]:
     """Eval-mode reconstructions of uint8 images, batch by batch."""
     model.eval()
-    for x in batches(images, batch_size, shuffle=False, drop_last=False):
+    device = next(model.parameters()).device
+    for x in batches(images, batch_size, shuffle=False, drop_last=False, device=device):
         with torch.no_grad():
             yield model(x)[1]

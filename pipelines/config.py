@@ -96,7 +96,10 @@ class ClassifierParams(_Section):
 class EvalParams(_Section):
     n_samples: int = Field(10_000, ge=2)
     batch_size: int = Field(1000, ge=1)
-    feature_extractor: Literal["classifier"] = "classifier"
+    feature_extractor: Literal["classifier", "inception"] = "classifier"
+    inception_dims: Literal[64, 192, 768, 2048] = 2048
+    inception_weights: str | None = Field(None, description="pt_inception-2015-12-05-6726825d.pth; "
+                                                             "default: the torch hub cache")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 

@@ -1,0 +1,85 @@
+"""Stage feature_stats: the feature extractor for the Fréchet distance and the test split's
+feature statistics -> models/features/ (test_stats.npz in pytorch-fid's --save-stats format,
+plus classifier.pt for the classifier extractor), reports/feature_extractor.json.
+
+Computed once per dataset and extractor: experiments on entropy_weight reuse it.
+- classifier (digits): a small CNN trained on the labels; its penultimate layer is the feature
+  space. The resulting distances are *not* Inception FIDs.
+- inception: pytorch-fid's InceptionV3 with the weights file from eval.inception_weights or
+  the torch hub cache; the stage fails with one line naming the file if it is absent.
+"""
+
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from eae.classifier import Classifier, ClassifierConfig, accuracy, load_classifier, save_classifier, train_classifier
+from eae.data import read_manifest, read_split
+from eae.errors import EAEError
+from eae.evaluation import features_of
+from eae.fid import feature_statistics, save_statistics
+from eae.io import atomic_dir, write_json
+from eae.seed import seed_everything
+from eae.train import batches
+from pipelines._stage import CLASSIFIER, FEATURE_METRICS, FEATURES, PREPARED, TEST_STATS, log, resolve_device, run
+from pipelines.config import Params, load_params
+
+
+def fit_classifier(p: Params, device: torch.device, out_path) -> tuple[Classifier, dict]:
+    manifest = read_manifest(PREPARED)
+    train, test = read_split(PREPARED, "train"), read_split(PREPARED, "test")
+    if train.labels is None or test.labels is None:
+        raise EAEError(f"data source {manifest['source']!r} has no labels: the classifier feature "
+                       "extractor needs a labelled dataset (use eval.feature_extractor: inception)")
+    n_classes = int(max(train.labels.max(), test.labels.max())) + 1
+    cfg = ClassifierConfig(tuple(manifest["image_shape"]), n_classes=n_classes, feature_dim=p.classifier.feature_dim)
+    model = Classifier(cfg).to(device)
+    to = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    with tqdm(total=p.classifier.epochs, desc="classifier", unit="epoch") as bar:
+        history = train_classifier(model, to(train.images), to(train.labels), p.classifier.epochs,
+                                   p.classifier.batch_size, p.classifier.lr,
+                                   generator=torch.Generator().manual_seed(p.seed), progress=bar)
+    metrics = {"test_accuracy": accuracy(model, to(test.images), to(test.labels)),
+               "train_accuracy": accuracy(model, to(train.images), to(train.labels)),
+               "final_loss": history[-1]}
+    save_classifier(out_path, model, metrics)
+    log.info("classifier: test accuracy %.4f", metrics["test_accuracy"])
+    return model, metrics
+
+
+def main() -> None:
+    p = load_params()
+    seed_everything(p.seed)
+    device = resolve_device(p.eval.device)
+    test = torch.from_numpy(read_split(PREPARED, "test").images).to(device)
+    with atomic_dir(FEATURES) as tmp:
+        if p.eval.feature_extractor == "classifier":
+            model, facts = fit_classifier(p, device, tmp / "classifier.pt")
+            extract = model.features
+        else:
+            from eae.inception import inception_extractor
+
+            extract = inception_extractor(device, p.eval.inception_dims, p.eval.inception_weights)
+            facts = {"dims": p.eval.inception_dims}
+        with tqdm(total=len(test), desc="test features", unit="img", mininterval=2) as bar:
+            feats = features_of(extract, batches(test, p.eval.batch_size, shuffle=False, drop_last=False), bar)
+        save_statistics(tmp / "test_stats.npz", *feature_statistics(feats))
+    write_json(FEATURE_METRICS, {"feature_extractor": p.eval.feature_extractor, "n_test": len(test),
+                                 "feature_dim": int(feats.shape[1]), **facts})
+    log.info("wrote %s (%d test images, %d-d features)", TEST_STATS, len(test), feats.shape[1])
+
+
+def load_extractor(p: Params, device: torch.device):
+    """The extractor this stage fitted, as (callable on float images, facts for fid.json)."""
+    if p.eval.feature_extractor == "classifier":
+        model, metrics = load_classifier(CLASSIFIER)
+        return model.to(device).features, {"classifier_test_accuracy": metrics["test_accuracy"]}
+    from eae.inception import inception_extractor
+
+    return inception_extractor(device, p.eval.inception_dims, p.eval.inception_weights), \
+        {"inception_dims": p.eval.inception_dims}
+
+
+if __name__ == "__main__":
+    run(main)
