@@ -55,7 +55,7 @@ def batches(images: torch.Tensor, batch_size: int, generator: torch.Generator | 
     order = order.to(images.device)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
-        x = images[order[start:start + batch_size]]
+        x = torch.index_select(images, 0, order[start:start + batch_size])  # far faster than images[idx]
         if device is not None and x.device != device:
             x = x.pin_memory().to(device, non_blocking=True) if x.device.type == "cpu" and device.type == "cuda" \
                 else x.to(device)
