@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install repro test lock clean prefect-server
+.PHONY: install repro test lock clean prefect-server chromium
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ endif
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium (Debian package) for the report's browser test; needs root or sudo.
+chromium:
+	sh scripts/install-chromium.sh
 
 # Prefect API + UI on 127.0.0.1:4200 with its SQLite database under .prefect/
 prefect-server: install

@@ -1,55 +1,205 @@
-"""Stage report: reports/index.html, self-contained (all images embedded)."""
+"""Stage report: reports/index.html, self-contained (all images embedded, no scripts).
+
+Gathers the run's pieces (checkpoint, densities, test images, fid.json, the ONNX generator,
+git and DVC provenance, ``dvc exp show --json``) and hands them to ``eae.report``. A missing
+optional piece (fid.json, a density, the generator, experiments) is reported on the page
+instead of failing the stage; the checkpoint and the prepared data are required.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
 import torch
+import yaml
 
 from eae.checkpoint import load_checkpoint, model_from_checkpoint
-from eae.data import read_split
+from eae.data import read_manifest, read_split
 from eae.density import SAMPLERS, load_densities
+from eae.errors import EAEError
 from eae.evaluation import generated_batches
+from eae.experiments import parse_exp_show
 from eae.generator import Generator
 from eae.io import read_json, write_bytes
-from eae.runtime import Generator as OnnxGenerator
-from eae.report import figure_data_uri, image_grid, png_data_uri, render_report, training_curves
-from eae.train import reconstruct
-from pipelines._stage import CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, log, run
+from eae.report import interpolation_images, render_report, report_context
+from eae.train import encode, reconstruct
+from pipelines._stage import CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, log, resolve_device, run
 from pipelines.config import load_params
+
+MAX_LATENTS = 10_000  # test codes used for the latent diagnostics (the first ones of the split)
+INTERPOLATION_PAIRS = 8
+INTERPOLATION_STEPS = 10
+
+
+# Tracked files the pipeline itself rewrites (dvc.lock, cache: false metrics and curves): a run
+# that changes only these still corresponds to the commit's code and parameters.
+PIPELINE_WRITTEN = ("dvc.lock", "reports/", "dvclive/")
+
+
+def git_state(max_changes: int = 8) -> dict:
+    """HEAD's commit; ``dirty`` when tracked files other than the pipeline's own outputs differ
+    from it (None when git is unavailable)."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             timeout=30).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                text=True, check=True, timeout=60).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return {"rev": None, "dirty": None, "changes": [], "more": 0, "outputs": []}
+    paths = [line[3:].split(" -> ")[-1] for line in status if line.strip()]
+    outputs = [f for f in paths if f.startswith(PIPELINE_WRITTEN)]
+    changes = [f for f in paths if f not in outputs]
+    return {"rev": rev, "dirty": bool(changes), "changes": changes[:max_changes],
+            "more": max(0, len(changes) - max_changes), "outputs": outputs}
+
+
+def dvc_data_md5(lock_path: str = "dvc.lock", out: str = PREPARED) -> str | None:
+    """The md5 DVC recorded for ``out`` in dvc.lock (None when absent)."""
+    try:
+        lock = yaml.safe_load(Path(lock_path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    for stage in (lock.get("stages") or {}).values():
+        for entry in stage.get("outs") or []:
+            if entry.get("path") == out:
+                return entry.get("md5")
+    return None
+
+
+def pipeline_stages(path: str = "dvc.yaml") -> list[str]:
+    """Stage names of dvc.yaml, in order (empty when it cannot be read)."""
+    try:
+        return list((yaml.safe_load(Path(path).read_text()) or {}).get("stages") or {})
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []
+
+
+def dvc_experiments() -> tuple[list | None, str | None]:
+    """``dvc exp show --json`` rows, or (None, why not). Works inside ``dvc repro``/``dvc exp run``
+    (DVC 3.67: exp show takes no repository lock)."""
+    exe = Path(sys.executable).with_name("dvc")
+    cmd = [str(exe) if exe.exists() else (shutil.which("dvc") or "dvc"), "exp", "show", "--json"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"dvc exp show could not run: {exc}"
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return None, f"dvc exp show failed: {lines[-1] if lines else f'exit code {proc.returncode}'}"
+    try:
+        return json.loads(proc.stdout), None
+    except json.JSONDecodeError:
+        return None, "dvc exp show printed no JSON"
+
+
+def interpolation_inputs(model, test: torch.Tensor, seed: int) -> dict | None:
+    """Straight lines in code space between random pairs of test images, decoded."""
+    pairs = min(INTERPOLATION_PAIRS, len(test) // 2)
+    if not pairs:
+        return None
+    idx = torch.from_numpy(np.random.default_rng(seed).choice(len(test), 2 * pairs, replace=False))
+    start, end = test[idx[:pairs]], test[idx[pairs:]]
+    device = next(model.parameters()).device
+
+    def decode(z: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model.decoder(torch.from_numpy(z).to(device)).cpu().numpy()
+
+    codes = [encode(model, x.to(device)).cpu().numpy() for x in (start, end)]
+    path = interpolation_images(decode, *codes, INTERPOLATION_STEPS)
+    return {"start": start.numpy(), "end": end.numpy(), "path": path}
+
+
+def onnx_generator_inputs(n: int, seed: int, samples: dict) -> dict:
+    """Samples of the exported generator (onnxruntime, CPU) and their largest pixel difference to
+    the PyTorch samples of the same sampler (same inputs)."""
+    try:
+        from eae.runtime import Generator as OnnxGenerator
+
+        gen = OnnxGenerator(GENERATOR_ONNX, device="cpu")
+        images = gen.sample(n, seed=seed).transpose(0, 3, 1, 2)
+    except (EAEError, ImportError) as exc:
+        log.warning("ONNX generator: %s", exc)
+        return {"card": None, "error": str(exc)}
+    ref = samples.get(gen.card.get("sampler"))
+    parity = None
+    if ref is not None:
+        ref_u8 = np.clip(np.rint(ref * 255.0), 0, 255).astype(np.int16)
+        parity = int(np.abs(ref_u8 - images.astype(np.int16)).max())
+    return {"card": gen.card, "images": images, "parity": parity}
+
+
+def experiment_records() -> tuple[list | None, str | None]:
+    """Records of ``dvc exp show`` when it lists at least one experiment, else (None, why)."""
+    rows, error = dvc_experiments()
+    if rows is None:
+        return None, error
+    try:
+        records = parse_exp_show(rows)
+    except (ValueError, TypeError, AttributeError) as exc:
+        return None, f"cannot parse dvc exp show output: {exc}"
+    if not any(r["kind"] == "experiment" for r in records):
+        return None, "no experiments (dvc exp show lists none besides the workspace and its commit)"
+    return records, None
 
 
 def main() -> None:
+    t0 = time.perf_counter()
     p = load_params()
     n = p.report.n_images
+    device = resolve_device("auto")
     ckpt = load_checkpoint(CHECKPOINT)
-    model = model_from_checkpoint(ckpt)
-    densities = load_densities(DENSITY)
-    scale = max(1, 64 // model.cfg.image_shape[1])
-    grids = {}
-    for name in SAMPLERS:
-        images = next(iter(generated_batches(Generator(densities[name], model.decoder), n, n, p.seed)))
-        grids[name] = png_data_uri(image_grid(images.numpy()), scale)
-    onnx_gen = OnnxGenerator(GENERATOR_ONNX, device="cpu")
-    onnx_grid = png_data_uri(image_grid(onnx_gen.sample(n, seed=p.seed).transpose(0, 3, 1, 2)), scale)
-    test = torch.from_numpy(read_split(PREPARED, "test").images[:n])
+    model = model_from_checkpoint(ckpt).to(device)
+    manifest = read_manifest(PREPARED)
+    test = torch.from_numpy(read_split(PREPARED, "test").images)
     metrics = {k: v for k, v in ckpt["metrics"].items() if k != "history"}
-    html = render_report({
-        "dataset": ckpt["dataset"],
-        "entropy_weight": ckpt["params"]["entropy_weight"],
-        "latent_dim": model.cfg.latent_dim,
-        "epochs": metrics.get("epochs"),
-        "seed": ckpt["params"]["seed"],
-        "fid": read_json(FID),
-        "samplers": SAMPLERS,
-        "grids": grids,
-        "originals": png_data_uri(image_grid(test.numpy()), scale),
-        "reconstructions": png_data_uri(image_grid(reconstruct(model, test).numpy()), scale),
-        "curves": figure_data_uri(training_curves(ckpt["metrics"]["history"])),
-        "train_metrics": metrics,
-        "card": onnx_gen.card,
-        "onnx_grid": onnx_grid,
-    })
+    train_params = ckpt["params"].get("train", {})
+
+    try:
+        densities = load_densities(DENSITY)
+    except EAEError as exc:
+        log.warning("%s", exc)
+        densities = {}
+    samples = {name: next(iter(generated_batches(Generator(densities[name], model.decoder).to(device), n, n,
+                                                 p.seed))).cpu().numpy()
+               for name in SAMPLERS if name in densities}
+    experiments, exp_error = experiment_records()
+    run_info = {
+        "dataset": ckpt.get("dataset", manifest.get("source")),
+        "params": ckpt["params"],
+        "git": git_state(),
+        "data": {"md5": dvc_data_md5(), "content_hash": manifest.get("content_hash"), "source": manifest.get("source"),
+                 "image_shape": manifest.get("image_shape"),
+                 "counts": {s: v.get("count") for s, v in manifest.get("splits", {}).items()}},
+        "durations": [
+            {"stage": "train", "seconds": metrics.get("train_seconds"), "source": "checkpoint metrics (train_seconds)"},
+            *({"stage": s, "seconds": None, "source": "not recorded by the stage"}
+              for s in pipeline_stages() if s != "train"),
+        ],
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    context = report_context(
+        run=run_info, fid=read_json(FID) if Path(FID).exists() else None, samples=samples,
+        originals=test[:n].numpy(), reconstructions=reconstruct(model, test[:n].to(device)).cpu().numpy(),
+        interpolation=interpolation_inputs(model, test, p.seed),
+        latents=encode(model, test[:MAX_LATENTS].to(device)).cpu().numpy(),
+        gmm_weights=densities["gmm"].weights if "gmm" in densities else None,
+        history=ckpt["metrics"].get("history"), train_metrics=metrics,
+        generator=onnx_generator_inputs(n, p.seed, samples),
+        experiments=experiments, experiments_error=exp_error,
+        entropy_batch_size=train_params.get("batch_size", 100), entropy_k=train_params.get("entropy_k", 1),
+        seed=p.seed,
+    )
+    html = render_report(context)
     write_bytes(REPORT, html.encode())
-    log.info("wrote %s (%.0f kB)", REPORT, len(html) / 1024)
+    log.info("wrote %s (%.0f kB) in %.1f s", REPORT, len(html) / 1024, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

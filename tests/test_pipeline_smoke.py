@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 import yaml
 
+from tests.browser import WIDTH, check_page, require_chromium, screenshot
 from tests.helpers import make_tiny_repo, repo_env, sh
 
 pytestmark = pytest.mark.slow
@@ -38,7 +39,9 @@ def test_repro_writes_every_output(reproduced):
     assert train["epochs"] == 2
     assert (dst / "dvclive/plots/metrics/train/entropy.tsv").read_text().count("\n") == 3  # header + 2 epochs
     html = (dst / "reports/index.html").read_text()
-    assert "Fréchet" in html and html.count("data:image/png;base64,") == 7
+    # 3 sample grids, reconstructions, interpolations, 4 latent figures, GMM weights, curves, ONNX grid
+    assert "Fréchet" in html and html.count("data:image/png;base64,") == 12
+    assert "Missing from this run" not in html and "no experiments" in html
 
     session = ort.InferenceSession(str(dst / "models/generator.onnx"), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
@@ -48,6 +51,17 @@ def test_repro_writes_every_output(reproduced):
     assert images.shape == (5, 1, 16, 16) and 0 <= images.min() and images.max() <= 1
     assert (dst / "models/decoder.onnx").stat().st_size > 0
     assert "models" in (dst / "models/.gitignore").read_text() or "/eae.pt" in (dst / "models/.gitignore").read_text()
+
+
+def test_report_in_chromium(reproduced, tmp_path):
+    chromium = require_chromium()
+    dst, _ = reproduced
+    page = dst / "reports/index.html"
+    verdict = check_page(chromium, page, tmp_path)
+    assert verdict["images"] == page.read_text().count("<img") > 0
+    assert verdict["broken"] == [] and verdict["errors"] == [] and verdict["external"] == []
+    assert verdict["width"] <= WIDTH
+    assert screenshot(chromium, page, tmp_path / "report.png", verdict["height"]).stat().st_size > 0
 
 
 def test_second_repro_is_a_no_op(reproduced):
@@ -88,8 +102,11 @@ def test_experiment_with_another_entropy_weight(reproduced):
     baseline = fid_of(head)
     experiment = [fid_of(e) for exp in head["experiments"] for e in exp.get("revs", []) if e.get("name") == "beta05"][0]
     assert baseline and experiment and baseline["gmm"] != experiment["gmm"]
+    # `dvc exp show` works inside the running experiment's report stage: it lists beta05 and both betas.
+    html = (dst / "reports/index.html").read_text()
+    assert "beta05" in html and "FID against entropy_weight" in html
     # The experiment reran train and everything after it, never prepare or the classifier.
     assert "Stage 'prepare' didn't change, skipping" in ran
-    assert "Stage 'train_classifier' didn't change, skipping" in ran
+    assert "Stage 'feature_stats' didn't change, skipping" in ran
     for stage in ("train", "fit_density", "export", "evaluate", "report"):
         assert f"Running stage '{stage}'" in ran

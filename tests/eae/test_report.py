@@ -1,15 +1,33 @@
 import base64
 import io
+import re
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
-from eae.report import figure_data_uri, image_grid, png_data_uri, render_report, training_curves
+from eae import figures
+from eae.diagnostics import covariance_eigenvalues, entropy_vs_bound
+from eae.model import Decoder, EAEConfig
+from eae.report import (PAPER_EAE_FID, fid_table, figure_data_uri, image_grid, interleave_rows, interpolate_latents,
+                        interpolation_images, interpolation_picture, paired_rows_picture, png_data_uri, render_report,
+                        report_context, training_curves)
+from tests.eae.report_inputs import synthetic_inputs
+
+DATA_URI = re.compile(r'src="(data:image/png;base64,[A-Za-z0-9+/=]+)"')
 
 
 def decode(uri):
     assert uri.startswith("data:image/png;base64,")
-    return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    img = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    img.load()  # raises on truncated data
+    assert img.format == "PNG" and img.width > 0 and img.height > 0
+    return img
+
+
+def render(**overrides):
+    return render_report(report_context(**synthetic_inputs(**overrides)))
 
 
 def test_image_grid_layout():
@@ -26,20 +44,146 @@ def test_png_data_uri_scales():
     assert img.size == (18, 12)
 
 
-def test_render_report_is_self_contained():
-    uri = png_data_uri(image_grid(np.random.default_rng(0).random((4, 1, 8, 8))))
-    html = render_report({
-        "dataset": "digits", "entropy_weight": 0.05, "latent_dim": 8, "epochs": 3, "seed": 0,
-        "fid": {"metric": "Fréchet distance in <features>", "n_samples": 10, "n_test": 5, "isotropic": 1.0,
-                "mvg": 2.0, "gmm": 3.0, "reconstruction": 0.5, "classifier_test_accuracy": 0.9},
-        "samplers": ["isotropic", "mvg", "gmm"], "grids": {"gmm": uri}, "originals": uri, "reconstructions": uri,
-        "curves": figure_data_uri(training_curves({"loss": [3, 2, 1], "lr": [1e-3] * 3})),
-        "train_metrics": {"final_loss": 1.0},
-        "card": {"file": "generator.onnx", "sampler": "gmm", "n_components": 10, "bytes": 2048, "opset": 18,
-                 "sha256": "ab" * 32},
-        "onnx_grid": uri,
-    })
-    assert "3.0000" in html and "0.9000" in html
-    assert "&lt;features&gt;" in html  # autoescaped
-    assert "http://" not in html and "https://" not in html and "<script" not in html
-    assert html.count("data:image/png;base64,") == 5
+def test_figures_are_valid_png_data_uris():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((200, 20))
+    stats = entropy_vs_bound(z[:, :3], batch_size=50)
+    made = [
+        training_curves({"loss": [3, 2, 1], "recon": [4, 3, 2], "entropy": [1, 2, 3], "lr": [1e-3] * 3},
+                        {"N(0, I)": 4.2}),
+        training_curves({}),
+        figures.marginal_histograms(z),
+        figures.qq_plot(z),
+        figures.eigenvalue_spectrum(covariance_eigenvalues(z)),
+        figures.eigenvalue_spectrum(np.array([50.0, 1.0, 0.01])),
+        figures.entropy_comparison(stats),
+        figures.mixture_weights(np.array([0.6, 0.3, 0.1])),
+        figures.fid_vs_entropy_weight([{"entropy_weight": 0.05, "gmm": 2.0, "mvg": 3.0},
+                                       {"entropy_weight": 1.0, "gmm": 2.5}]),
+    ]
+    for fig in made:
+        img = decode(figure_data_uri(fig))
+        assert img.width > 100 and img.height > 100
+
+
+def test_interpolate_latents_is_a_straight_line_between_the_endpoints():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((3, 5)).astype(np.float32)
+    path = interpolate_latents(a, b, steps=10)
+    assert path.shape == (3, 10, 5) and path.dtype == np.float32
+    assert np.array_equal(path[:, 0], a) and np.array_equal(path[:, -1], b)
+    np.testing.assert_allclose(path[:, 1] - path[:, 0], (b - a) / 9, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        interpolate_latents(a, b, steps=1)
+
+
+def test_interpolation_endpoints_equal_the_decoded_endpoints():
+    torch.manual_seed(0)
+    decoder = Decoder(EAEConfig(image_shape=(1, 8, 8), latent_dim=4, encoder_channels=(4,),
+                                decoder_channels=(8, 4))).eval()
+
+    def decode_np(z):
+        with torch.no_grad():
+            return decoder(torch.from_numpy(z)).numpy()
+
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    images = interpolation_images(decode_np, a, b, steps=10)
+    assert images.shape == (3, 10, 1, 8, 8)
+    np.testing.assert_allclose(images[:, 0], decode_np(a), atol=1e-6)
+    np.testing.assert_allclose(images[:, -1], decode_np(b), atol=1e-6)
+    assert not np.allclose(images[:, 4], images[:, 0])  # the middle really is somewhere else
+
+    picture = interpolation_picture(np.full((3, 1, 8, 8), 200, np.uint8), images, np.zeros((3, 1, 8, 8), np.uint8),
+                                    pad=1, gap=4)
+    assert picture.shape == (3 * 9 + 1, 10 + 4 + (10 * 9 + 1) + 4 + 10, 3)
+    assert (picture[1:9, 1:9] == 200).all()  # start image, uint8 kept as is
+
+
+def test_originals_sit_above_their_reconstructions():
+    originals = np.full((4, 1, 2, 2), 255, np.uint8)  # uint8 white
+    recon = np.zeros((4, 1, 2, 2), np.float32)        # float black
+    order = interleave_rows(originals, recon, ncol=2)
+    assert order.dtype == np.float32 and order.shape == (8, 1, 2, 2)
+    assert [float(x.mean()) for x in order] == [1, 1, 0, 0, 1, 1, 0, 0]
+    picture = paired_rows_picture(originals, recon, ncol=2, pad=1, gap=4)
+    block = 2 * 3 + 1
+    assert picture.shape == (2 * block + 4, 2 * 3 + 1, 3)
+    assert (picture[1:3, 1:3] == 255).all() and (picture[4:6, 1:3] == 0).all()
+
+
+def test_fid_table_next_to_the_papers_numbers():
+    fid = {"feature_extractor": "inception", "metric": "FID", "n_samples": 10000,
+           "isotropic": 90.0, "mvg": 81.0, "gmm": 70.0, "reconstruction": 30.0}
+    table = fid_table(fid, "cifar10")
+    assert table["paper_available"] and table["comparable"] and not table["notes"]
+    rows = {r["name"]: r for r in table["rows"]}
+    assert rows["gmm"]["paper"] == 73.12 and rows["gmm"]["delta"] == pytest.approx(70.0 - 73.12)
+    assert PAPER_EAE_FID["celeba"] == {"isotropic": 44.63, "mvg": 42.92, "gmm": 39.76, "reconstruction": 40.26}
+
+    classifier = fid_table({**fid, "feature_extractor": "classifier", "n_samples": 500}, "cifar10")
+    assert not classifier["comparable"] and any("not comparable" in n for n in classifier["notes"])
+    assert any("10,000" in n for n in classifier["notes"])
+    pool = fid_table({**fid, "inception_dims": 768}, "celeba")
+    assert not pool["comparable"] and any("768-dimensional" in n for n in pool["notes"])
+    assert fid_table({**fid, "inception_dims": 2048}, "celeba")["comparable"]
+    for dataset in ("digits", "mnist"):
+        digits = fid_table({**fid, "feature_extractor": "classifier"}, dataset)
+        assert not digits["paper_available"] and all(r["paper"] is None for r in digits["rows"])
+        assert "no FID" in digits["notes"][0] and "classifier features" in digits["notes"][0]
+
+
+def test_full_report_is_self_contained_and_escaped():
+    html = render()
+    uris = DATA_URI.findall(html)
+    # 3 sample grids, reconstructions, interpolations, 4 latent figures, GMM weights, curves, ONNX grid, FID-vs-beta
+    assert len(uris) == 13 == html.count("<img")
+    for uri in uris:
+        decode(uri)
+    assert "http://" not in html and "https://" not in html and "<script" not in html.lower()
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+    assert "&lt;classifier&gt;" in html  # autoescaped
+    assert "The paper reports no FID for scikit-learn digits" in html
+    assert "exp1" in html and "FID against entropy_weight" in html
+    assert "0123456789abcdef0123456789abcdef01234567" in html and "dirty" in html
+    assert "rewritten by the pipeline since the commit: dvc.lock, reports/fid.json" in html
+    assert "3693f77b84f92173de6bb7c2a8bfdcf0.dir" in html and "sha256:abab" in html
+    assert "Missing from this run" not in html
+    for section in ("run", "fid", "samples", "recon", "interp", "latent", "training", "generator", "experiments"):
+        assert f'id="{section}"' in html
+
+
+def test_report_for_cifar_shows_table_1():
+    fid = {"feature_extractor": "inception", "metric": "Inception FID", "n_samples": 10000, "n_test": 10000,
+           "isotropic": 88.0, "mvg": 81.0, "gmm": 75.0, "reconstruction": 30.0}
+    html = render(dataset="cifar10", fid=fid)
+    for value in ("85.26", "80.07", "73.12", "29.77", "+1.88"):
+        assert value in html
+    assert "paper Table 1, EAE (CIFAR-10)" in html
+
+
+def test_report_with_missing_pieces_still_renders_and_says_so():
+    inputs = synthetic_inputs(fid=None, experiments=None, experiments_error=None, gmm_weights=None, generator=None)
+    inputs["samples"].pop("mvg")
+    html = render_report(report_context(**inputs))
+    assert "Missing from this run" in html
+    assert "reports/fid.json is missing" in html and "mvg samples" in html
+    assert "no experiments" in html and "No GMM density" in html and "ONNX generator is missing" in html
+    assert "mvg samples: not available" in html
+    assert html.count("<img") == len(DATA_URI.findall(html)) == 9
+
+
+def test_report_says_which_sampler_is_missing_from_fid_json():
+    inputs = synthetic_inputs()
+    del inputs["fid"]["mvg"]
+    html = render_report(report_context(**inputs))
+    assert "Missing from reports/fid.json: mvg." in html and "reports/fid.json has no value for mvg" in html
+    assert "mvg — FID missing" in html
+
+
+def test_report_without_experiments_or_with_dvc_failure():
+    html = render(experiments=None, experiments_error="dvc exp show failed: not a git repository")
+    assert "dvc exp show failed: not a git repository" in html and "FID against entropy_weight" not in html
+    one_beta = render(experiments=[r for r in synthetic_inputs()["experiments"] if r["kind"] != "experiment"]
+                      + [{**synthetic_inputs()["experiments"][-1], "params": {"entropy_weight": 0.05}}])
+    assert "Only one entropy_weight value" in one_beta
