@@ -35,20 +35,23 @@ def sh(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     return proc.stdout
 
 
-def make_tiny_repo(dst: Path, overrides: dict | None = None) -> Path:
-    """Copy the tracked files to dst, shrink params.yaml to TINY (+ overrides), git init and commit."""
+def make_tiny_repo(dst: Path, overrides: dict | None = None, params_file: str = "params.yaml",
+                   tiny: bool = True) -> Path:
+    """Copy the tracked files to dst, use ``params_file`` (e.g. configs/celeba.yaml) as params.yaml,
+    shrink it to TINY (if ``tiny``) and apply ``overrides``, then git init and commit."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
     for name in filter(None, files.decode().split("\0")):
         src = ROOT / name
         if src.is_file():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / name)
-    params = yaml.safe_load((dst / "params.yaml").read_text())
-    for section, values in {**TINY, **(overrides or {})}.items():
-        if isinstance(values, dict):
-            params[section].update(values)
-        else:
-            params[section] = values
+    params = yaml.safe_load((dst / params_file).read_text())
+    for changes in (TINY if tiny else {}, overrides or {}):
+        for section, values in changes.items():
+            if isinstance(values, dict):
+                params[section].update(values)
+            else:
+                params[section] = values
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["git", "init", "-q"], dst)
     sh(["git", "add", "-A"], dst)
