@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Callable
 
 from eae.errors import EAEError
@@ -23,6 +27,8 @@ TRAIN_METRICS = "reports/train_metrics.json"
 FID = "reports/fid.json"
 REPORT = "reports/index.html"
 DVCLIVE = "dvclive"
+# Wall time of each stage's last successful run in this workspace (scratch, not tracked by DVC).
+STAGE_SECONDS = ".dvc/tmp/eae/stage_seconds.json"
 
 log = logging.getLogger("eae")
 
@@ -32,8 +38,11 @@ def run(main: Callable[[], None]) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     log.setLevel(logging.INFO)
+    start = time.perf_counter()
     try:
         main()
+        spec = main.__globals__.get("__spec__")  # run as `python -m pipelines.<stage>`: __name__ is __main__
+        record_duration((spec.name if spec else main.__module__).rsplit(".", 1)[-1], time.perf_counter() - start)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -43,6 +52,27 @@ def run(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("interrupted: outputs were not replaced", file=sys.stderr)
         sys.exit(130)
+
+
+def record_duration(stage: str, seconds: float) -> None:
+    """Remember how long ``stage`` took (best effort: timing must never fail a stage)."""
+    path = Path(STAGE_SECONDS)
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[stage] = round(seconds, 2)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+    except (OSError, ValueError) as exc:
+        log.warning("could not record the stage duration in %s: %s", path, exc)
+
+
+def recorded_durations() -> dict[str, float]:
+    try:
+        return json.loads(Path(STAGE_SECONDS).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def resolve_device(name: str):

@@ -30,7 +30,8 @@ from eae.generator import Generator
 from eae.io import read_json, write_bytes
 from eae.report import interpolation_images, render_report, report_context
 from eae.train import encode, reconstruct
-from pipelines._stage import CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, log, resolve_device, run
+from pipelines._stage import (CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, STAGE_SECONDS, log,
+                              recorded_durations, resolve_device, run)
 from pipelines.config import load_params
 
 MAX_LATENTS = 10_000  # test codes used for the latent diagnostics (the first ones of the split)
@@ -171,6 +172,7 @@ def main() -> None:
                                                  p.seed))).cpu().numpy()
                for name in SAMPLERS if name in densities}
     experiments, exp_error = experiment_records()
+    recorded = recorded_durations()
     run_info = {
         "dataset": ckpt.get("dataset", manifest.get("source")),
         "params": ckpt["params"],
@@ -179,9 +181,10 @@ def main() -> None:
                  "image_shape": manifest.get("image_shape"),
                  "counts": {s: v.get("count") for s, v in manifest.get("splits", {}).items()}},
         "durations": [
-            {"stage": "train", "seconds": metrics.get("train_seconds"), "source": "checkpoint metrics (train_seconds)"},
-            *({"stage": s, "seconds": None, "source": "not recorded by the stage"}
-              for s in pipeline_stages() if s != "train"),
+            {"stage": s, "seconds": recorded.get(s), "source": f"last run in this workspace ({STAGE_SECONDS})"}
+            if recorded.get(s) is not None else
+            {"stage": s, "seconds": None, "source": "not recorded yet (it runs after this report, or ran elsewhere)"}
+            for s in pipeline_stages()
         ],
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
