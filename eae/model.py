@@ -122,7 +122,8 @@ class Decoder(nn.Module):
                 for tensor_name in m.parametrizations.keys():
                     state[f"{name}.{tensor_name}"] = getattr(m, tensor_name).detach().clone()
         self.train(was_training)
-        plain = Decoder(replace(self.cfg, spectral_norm=False))
+        ref = next(v for v in state.values() if v.is_floating_point())
+        plain = Decoder(replace(self.cfg, spectral_norm=False)).to(device=ref.device, dtype=ref.dtype)
         plain.load_state_dict(state)
         return plain.eval()
 
