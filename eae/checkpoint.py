@@ -27,18 +27,24 @@ def save_checkpoint(path: str | Path, model: EAE, params: dict, metrics: dict, e
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint dict with ``torch.load(weights_only=True)`` (no pickle code runs)."""
+def load_payload(path: str | Path, fmt: str, what: str, missing_hint: str) -> dict:
+    """A dict saved with torch.save, loaded with ``torch.load(weights_only=True)`` (no pickle code
+    runs) and checked to carry ``format == fmt``; every failure is one EAEError line."""
     path = Path(path)
     if not path.exists():
-        raise EAEError(f"missing checkpoint {path}: run the train stage first (dvc repro train)")
+        raise EAEError(f"missing {what} {path}: {missing_hint}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
-        raise EAEError(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise EAEError(f"{path} is not an EAE checkpoint (expected format {FORMAT!r})")
-    return ckpt
+        raise EAEError(f"cannot load {what} {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise EAEError(f"{path} is not an EAE {what} (expected format {fmt!r})")
+    return payload
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint dict with ``torch.load(weights_only=True)`` (no pickle code runs)."""
+    return load_payload(path, FORMAT, "checkpoint", "run the train stage first (dvc repro train)")
 
 
 def model_from_checkpoint(ckpt: dict) -> EAE:

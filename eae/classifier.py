@@ -100,19 +100,10 @@ def save_classifier(path, model: Classifier, metrics: dict) -> None:
 
 def load_classifier(path) -> tuple[Classifier, dict]:
     """(model in eval mode on CPU, metrics)."""
-    from pathlib import Path
+    from eae.checkpoint import load_payload
 
-    from eae.errors import EAEError
-
-    path = Path(path)
-    if not path.exists():
-        raise EAEError(f"missing {path}: run the feature_stats stage first (dvc repro feature_stats)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise EAEError(f"cannot load classifier {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise EAEError(f"{path} is not an EAE classifier checkpoint (expected format {FORMAT!r})")
+    ckpt = load_payload(path, FORMAT, "classifier checkpoint",
+                        "run the feature_stats stage first (dvc repro feature_stats)")
     model = Classifier(ClassifierConfig.from_dict(ckpt["arch"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt["metrics"]
