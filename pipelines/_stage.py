@@ -54,6 +54,28 @@ def run(main: Callable[[], None]) -> None:
         sys.exit(130)
 
 
+def dvc_stages(repo: str | Path = ".") -> list[str]:
+    """Stage names of dvc.yaml in the order written (dvc.yaml lists them topologically)."""
+    import yaml
+
+    return list((yaml.safe_load((Path(repo) / "dvc.yaml").read_text()) or {}).get("stages") or {})
+
+
+def dvc_out_md5(out: str, repo: str | Path = ".") -> str | None:
+    """The md5 DVC recorded for output ``out`` in dvc.lock (None when absent or unreadable)."""
+    import yaml
+
+    try:
+        lock = yaml.safe_load((Path(repo) / "dvc.lock").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    for stage in (lock.get("stages") or {}).values():
+        for entry in stage.get("outs") or []:
+            if entry.get("path") == out:
+                return entry.get("md5")
+    return None
+
+
 def record_duration(stage: str, seconds: float) -> None:
     """Remember how long ``stage`` took (best effort: timing must never fail a stage)."""
     path = Path(STAGE_SECONDS)

@@ -24,6 +24,7 @@ import yaml
 from prefect import flow, get_run_logger, task
 
 from pipelines import promote as promotion
+from pipelines._stage import dvc_stages
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK_FILE = ".dvc/tmp/eae-retrain.lock"
@@ -35,11 +36,6 @@ class StageFailed(RuntimeError):
 
 class WorkspaceBusy(RuntimeError):
     """Another retrain holds the workspace lock."""
-
-
-def stages_in_order(repo: Path) -> list[str]:
-    """The stages of dvc.yaml in dependency order (as written: dvc.yaml lists them topologically)."""
-    return list((yaml.safe_load((repo / "dvc.yaml").read_text()) or {}).get("stages", {}))
 
 
 @contextmanager
@@ -145,7 +141,7 @@ def retrain(repo: str = str(REPO), pull: bool = False, push: bool = False,
             experiment(str(root), set_params, experiment_name)
             ran.append("experiment")
         else:
-            for stage in stages_in_order(root):
+            for stage in dvc_stages(root):
                 repro_stage.with_options(task_run_name=f"dvc repro {stage}")(str(root), stage, force)
                 ran.append(stage)
         decision = promote(str(root), metric) if promote_if_better else None

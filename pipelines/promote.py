@@ -13,11 +13,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import yaml
-
 from eae.card import read_card, verify_file
 from eae.errors import EAEError
 from eae.io import atomic_dir, read_json, write_json
+from pipelines._stage import GENERATOR_ONNX, dvc_out_md5
 
 FILES = ("generator.onnx", "generator.json", "decoder.onnx")
 
@@ -28,15 +27,8 @@ def revision(repo: Path) -> dict:
         proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
         return proc.stdout.strip() if proc.returncode == 0 else ""
 
-    dvc_md5 = None
-    lock = repo / "dvc.lock"
-    if lock.exists():
-        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-        for out in stages.get("export", {}).get("outs", []):
-            if out.get("path") == "models/generator.onnx":
-                dvc_md5 = out.get("md5")
     return {"git_commit": git("rev-parse", "HEAD") or None, "git_dirty": bool(git("status", "--porcelain")),
-            "dvc_generator_md5": dvc_md5}
+            "dvc_generator_md5": dvc_out_md5(GENERATOR_ONNX, repo)}
 
 
 def promote_if_better(repo: str | Path, metric: str = "gmm") -> dict:

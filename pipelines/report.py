@@ -30,8 +30,8 @@ from eae.generator import Generator
 from eae.io import read_json, write_bytes
 from eae.report import interpolation_images, render_report, report_context
 from eae.train import encode, reconstruct
-from pipelines._stage import (CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, STAGE_SECONDS, log,
-                              recorded_durations, resolve_device, run)
+from pipelines._stage import (CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, STAGE_SECONDS,
+                              dvc_out_md5, dvc_stages, log, recorded_durations, resolve_device, run)
 from pipelines.config import load_params
 
 MAX_LATENTS = 10_000  # test codes used for the latent diagnostics (the first ones of the split)
@@ -61,23 +61,10 @@ def git_state(max_changes: int = 8) -> dict:
             "more": max(0, len(changes) - max_changes), "outputs": outputs}
 
 
-def dvc_data_md5(lock_path: str = "dvc.lock", out: str = PREPARED) -> str | None:
-    """The md5 DVC recorded for ``out`` in dvc.lock (None when absent)."""
+def pipeline_stages(repo: str | Path = ".") -> list[str]:
+    """Stage names of dvc.yaml, in order (empty when it cannot be read: the report still renders)."""
     try:
-        lock = yaml.safe_load(Path(lock_path).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    for stage in (lock.get("stages") or {}).values():
-        for entry in stage.get("outs") or []:
-            if entry.get("path") == out:
-                return entry.get("md5")
-    return None
-
-
-def pipeline_stages(path: str = "dvc.yaml") -> list[str]:
-    """Stage names of dvc.yaml, in order (empty when it cannot be read)."""
-    try:
-        return list((yaml.safe_load(Path(path).read_text()) or {}).get("stages") or {})
+        return dvc_stages(repo)
     except (OSError, yaml.YAMLError, AttributeError):
         return []
 
@@ -177,7 +164,7 @@ def main() -> None:
         "dataset": ckpt.get("dataset", manifest.get("source")),
         "params": ckpt["params"],
         "git": git_state(),
-        "data": {"md5": dvc_data_md5(), "content_hash": manifest.get("content_hash"), "source": manifest.get("source"),
+        "data": {"md5": dvc_out_md5(PREPARED), "content_hash": manifest.get("content_hash"), "source": manifest.get("source"),
                  "image_shape": manifest.get("image_shape"),
                  "counts": {s: v.get("count") for s, v in manifest.get("splits", {}).items()}},
         "durations": [

@@ -7,7 +7,8 @@ import pytest
 import yaml
 from prefect.testing.utilities import prefect_test_harness
 
-from pipelines.flows import StageFailed, WorkspaceBusy, retrain, stages_in_order, workspace_lock
+from pipelines._stage import dvc_stages
+from pipelines.flows import StageFailed, WorkspaceBusy, retrain, workspace_lock
 from tests.helpers import ROOT, make_tiny_repo
 
 pytestmark = pytest.mark.slow
@@ -21,7 +22,7 @@ def harness():
 
 def test_stage_order_respects_dependencies():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    order = stages_in_order(ROOT)
+    order = dvc_stages(ROOT)
     assert order[0] == "prepare" and order[-1] == "report"
     produced_by = {}
     for name in order:
@@ -40,7 +41,7 @@ def tiny(tmp_path_factory):
 
 def test_retrain_runs_every_stage_in_order_and_promotes(tiny):
     result = retrain(repo=str(tiny))
-    assert result["stages"] == stages_in_order(tiny)
+    assert result["stages"] == dvc_stages(tiny)
     assert result["promotion"]["promoted"] and result["promotion"]["reason"] == "no promoted model yet"
     assert (tiny / "models/promoted/generator.onnx").read_bytes() == (tiny / "models/generator.onnx").read_bytes()
     assert json.loads((tiny / "reports/promotion.json").read_text())["promoted"] is True

@@ -40,19 +40,21 @@ def test_git_state_outside_a_repository(tmp_path, monkeypatch):
     assert report.git_state()["rev"] is None
 
 
-def test_dvc_data_md5(tmp_path):
+def test_dvc_out_md5(tmp_path):
+    from pipelines._stage import dvc_out_md5
+
     lock = tmp_path / "dvc.lock"
-    assert report.dvc_data_md5(str(lock)) is None
+    assert dvc_out_md5("data/prepared", tmp_path) is None
     lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"prepare": {"outs": [
         {"path": "data/prepared", "hash": "md5", "md5": "abc.dir"}]}}}))
-    assert report.dvc_data_md5(str(lock)) == "abc.dir"
+    assert dvc_out_md5("data/prepared", tmp_path) == "abc.dir"
 
 
 def test_pipeline_stages(tmp_path):
     path = tmp_path / "dvc.yaml"
-    assert report.pipeline_stages(str(path)) == []
+    assert report.pipeline_stages(tmp_path) == []
     path.write_text("stages:\n  prepare:\n    cmd: a\n  train:\n    cmd: b\n")
-    assert report.pipeline_stages(str(path)) == ["prepare", "train"]
+    assert report.pipeline_stages(tmp_path) == ["prepare", "train"]
 
 
 def test_experiment_records(monkeypatch):
