@@ -14,8 +14,6 @@ import torch
 
 from eae.generator import Generator
 from eae.runtime import draw_inputs
-from eae.model import EAE
-from eae.train import batches
 
 FeatureExtractor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -41,12 +39,3 @@ def generated_batches(generator: Generator, n: int, batch_size: int, seed: int) 
         stop = start + batch_size
         with torch.no_grad():
             yield generator(torch.from_numpy(noise[start:stop]).to(device), torch.from_numpy(u[start:stop]).to(device))
-
-
-def reconstruction_batches(model: EAE, images: torch.Tensor, batch_size: int) -> Iterable[torch.Tensor]:
-    """Eval-mode reconstructions of uint8 images, batch by batch."""
-    model.eval()
-    device = next(model.parameters()).device
-    for x in batches(images, batch_size, shuffle=False, drop_last=False, device=device):
-        with torch.no_grad():
-            yield model(x)[1]

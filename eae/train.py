@@ -112,9 +112,14 @@ def encode(model: EAE, images: torch.Tensor, batch_size: int = 500) -> torch.Ten
                                                           device=_device_of(model))])
 
 
-@torch.no_grad()
-def reconstruct(model: EAE, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Float reconstructions in [0, 1] of uint8 images, eval mode, on the model's device."""
+def reconstruction_batches(model: EAE, images: torch.Tensor, batch_size: int = 500) -> Iterable[torch.Tensor]:
+    """Eval-mode float reconstructions in [0, 1] of uint8 images, batch by batch, on the model's device."""
     model.eval()
-    return torch.cat([model(x)[1] for x in batches(images, batch_size, shuffle=False, drop_last=False,
-                                                     device=_device_of(model))])
+    for x in batches(images, batch_size, shuffle=False, drop_last=False, device=_device_of(model)):
+        with torch.no_grad():
+            yield model(x)[1]
+
+
+def reconstruct(model: EAE, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """All reconstructions of ``reconstruction_batches`` in one tensor."""
+    return torch.cat(list(reconstruction_batches(model, images, batch_size)))

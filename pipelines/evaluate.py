@@ -15,11 +15,12 @@ from tqdm import tqdm
 from eae.checkpoint import load_checkpoint, model_from_checkpoint
 from eae.data import read_split
 from eae.density import SAMPLERS, load_densities
-from eae.evaluation import features_of, generated_batches, reconstruction_batches
+from eae.evaluation import features_of, generated_batches
 from eae.fid import check_same_dims, feature_statistics, frechet_distance, load_statistics
 from eae.generator import Generator
 from eae.io import write_json
 from eae.seed import seed_everything
+from eae.train import reconstruction_batches
 from pipelines._stage import CHECKPOINT, DENSITY, FID, PREPARED, TEST_STATS, log, resolve_device, run
 from pipelines.config import load_params
 from pipelines.feature_stats import load_extractor
