@@ -56,8 +56,9 @@ def main() -> None:
     args = ap.parse_args()
     from torchvision import datasets, transforms
 
-    from eae.data import load_source, read_split, write_prepared
-    from eae.train import batches
+    from eae.prepared import read_split
+    from eae.sources import load_source, write_prepared
+    from eae.batches import batches
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -17,13 +17,13 @@ import time
 import torch
 
 from eae.entropy import kl_entropy
-from eae.model import EAE, EAEConfig
-from eae.train import reconstruction_loss
+from eae.networks import ArchConfig
+from eae.objectives import build_objective, reconstruction_loss
 
 ARCHS = {
-    "digits": EAEConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4),
-    "mnist": EAEConfig((1, 32, 32), 16, (128, 256, 512, 1024), (1024, 512, 256), 4),
-    "celeba": EAEConfig((3, 64, 64), 64, (128, 256, 512, 1024), (1024, 512, 256, 128), 5, spectral_norm=True),
+    "digits": ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4),
+    "mnist": ArchConfig((1, 32, 32), 16, (128, 256, 512, 1024), (1024, 512, 256), 4),
+    "celeba": ArchConfig((3, 64, 64), 64, (128, 256, 512, 1024), (1024, 512, 256, 128), 5),
 }
 
 
@@ -59,7 +59,8 @@ def main() -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     cfg = ARCHS[args.arch]
-    model = EAE(cfg).to(device)
+    # The paper's CelebA EAE has a spectrally normalised decoder.
+    model = build_objective("eae", cfg, {"entropy_weight": 0.05, "spectral_norm": args.arch == "celeba"}).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = torch.rand(args.batch, *cfg.image_shape, device=device)
     for beta in (0.0, 0.05):  # warm-up

@@ -56,8 +56,10 @@ def verify_file(path: str | Path, expected_sha256: str) -> None:
 
 
 def make_card(onnx_path: str | Path, decoder_path: str | Path, *, latent_dim: int, image_shape: list[int],
-              sampler: str, n_components: int, dataset: str, opset: int, training: dict, evaluation: dict) -> dict:
-    """The card for an exported generator (call after both .onnx files are final)."""
+              sampler: str, n_components: int, dataset: str, opset: int, training: dict, evaluation: dict,
+              noise_dim: int | None = None, u_meaning: str | None = None) -> dict:
+    """The card for an exported generator (call after both .onnx files are final). ``noise_dim``:
+    columns of ``noise`` when they differ from latent_dim (the two-stage sampler's own latent size)."""
     onnx_path, decoder_path = Path(onnx_path), Path(decoder_path)
     c, h, w = image_shape
     return {
@@ -67,10 +69,10 @@ def make_card(onnx_path: str | Path, decoder_path: str | Path, *, latent_dim: in
         "bytes": onnx_path.stat().st_size,
         "opset": opset,
         "inputs": [
-            {"name": "noise", "dtype": "float32", "shape": ["N", latent_dim],
+            {"name": "noise", "dtype": "float32", "shape": ["N", noise_dim or latent_dim],
              "meaning": "standard normal noise, one row per image"},
             {"name": "u", "dtype": "float32", "shape": ["N"],
-             "meaning": "uniform in [0, 1); picks the mixture component (inverse CDF of the weights)"},
+             "meaning": u_meaning or "uniform in [0, 1); picks the mixture component (inverse CDF of the weights)"},
         ],
         "outputs": [{"name": "images", "dtype": "float32", "shape": ["N", c, h, w],
                      "meaning": "pixel intensities in [0, 1], channels first"}],
@@ -78,6 +80,7 @@ def make_card(onnx_path: str | Path, decoder_path: str | Path, *, latent_dim: in
         "sampler": sampler,
         "n_components": n_components,
         "latent_dim": latent_dim,
+        "noise_dim": noise_dim or latent_dim,
         "image_shape": list(image_shape),
         "dataset": dataset,
         "training": training,

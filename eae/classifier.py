@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from eae.train import batches, to_float
+from eae.batches import batches, to_float
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def save_classifier(path, model: Classifier, metrics: dict) -> None:
 
 def load_classifier(path) -> tuple[Classifier, dict]:
     """(model in eval mode on CPU, metrics)."""
-    from eae.checkpoint import load_payload
+    from eae.io import load_payload
 
     ckpt = load_payload(path, FORMAT, "classifier checkpoint",
                         "run the feature_stats stage first (dvc repro feature_stats)")

@@ -1,12 +1,18 @@
-"""Ex-post latent densities and the mixture sampler shared by evaluation and export.
+"""Ex-post latent densities (the samplers' parameters), shared by evaluation and export.
 
 Every density is stored as a Gaussian mixture (weights [K], means [K, d],
 covariances [K, d, d]); isotropic N(0, I) and the full-covariance Gaussian
-("mvg") are mixtures with K = 1. Stored in a .npz (no pickle).
+("mvg") are mixtures with K = 1. The two-stage VAE adds a fourth sampler, its
+second-stage VAE (``eae.objectives.vae.SecondStageVAE``), stored as named arrays
+plus a JSON config. Everything lives in one .npz (no pickle):
+
+    <sampler>_weights, <sampler>_means, <sampler>_covariances     for each mixture
+    second_stage.config (JSON string), second_stage.<parameter>    when there is a second stage
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +21,10 @@ import numpy as np
 from eae.errors import EAEError
 from eae.io import atomic_path
 
-SAMPLERS = ("isotropic", "mvg", "gmm")
+SAMPLERS = ("isotropic", "mvg", "gmm")  # mixtures: every objective has them
+TWO_STAGE = "two_stage"  # the two-stage VAE's second stage
+ALL_SAMPLERS = (*SAMPLERS, TWO_STAGE)
+_SECOND = "second_stage."
 
 
 @dataclass
@@ -60,21 +69,59 @@ def fit_gmm(latents: np.ndarray, n_components: int = 10, seed: int = 0, reg: flo
     return Mixture(gmm.weights_, gmm.means_, gmm.covariances_)
 
 
-def save_densities(path: str | Path, densities: dict[str, Mixture]) -> None:
+@dataclass
+class SecondStage:
+    """A second-stage sampler's parameters: ``config`` (JSON-like) and float arrays by parameter name."""
+
+    config: dict
+    arrays: dict[str, np.ndarray]
+
+
+def save_densities(path: str | Path, densities: dict[str, Mixture], second_stage: SecondStage | None = None) -> None:
     arrays = {}
     for name, m in densities.items():
         arrays.update({f"{name}_weights": m.weights, f"{name}_means": m.means, f"{name}_covariances": m.covariances})
+    if second_stage is not None:
+        arrays[_SECOND + "config"] = np.array(json.dumps(second_stage.config, sort_keys=True))
+        arrays.update({_SECOND + k: np.asarray(v) for k, v in second_stage.arrays.items()})
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
 
 
-def load_densities(path: str | Path) -> dict[str, Mixture]:
+def load_second_stage(path: str | Path) -> SecondStage | None:
+    """The second stage stored in a density file, or None when it has none."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
-            names = sorted({k.rsplit("_", 1)[0] for k in f.files})
+            if _SECOND + "config" not in f.files:
+                return None
+            config = json.loads(str(f[_SECOND + "config"]))
+            arrays = {k[len(_SECOND):]: f[k] for k in f.files if k.startswith(_SECOND) and k != _SECOND + "config"}
+    except FileNotFoundError:
+        raise EAEError(f"missing {path}: run the fit_density stage first (dvc repro fit_density)") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise EAEError(f"corrupt density file {path}: {exc}") from None
+    return SecondStage(config, arrays)
+
+
+def load_densities(path: str | Path) -> dict[str, Mixture]:
+    """The mixtures stored in a density file, by sampler name."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = sorted({k.rsplit("_", 1)[0] for k in f.files if not k.startswith(_SECOND)})
             return {n: Mixture(f[f"{n}_weights"], f[f"{n}_means"], f[f"{n}_covariances"]) for n in names}
     except FileNotFoundError:
         raise EAEError(f"missing {path}: run the fit_density stage first (dvc repro fit_density)") from None
     except (OSError, ValueError, KeyError) as exc:
         raise EAEError(f"corrupt density file {path}: {exc}") from None
+
+
+def load_samplers(path: str | Path) -> dict[str, "Mixture | SecondStage"]:
+    """Every sampler a density file holds, in ``ALL_SAMPLERS`` order: the mixtures, then the
+    second stage (``TWO_STAGE``) when there is one."""
+    found: dict[str, Mixture | SecondStage] = dict(load_densities(path))
+    second = load_second_stage(path)
+    if second is not None:
+        found[TWO_STAGE] = second
+    return {name: found[name] for name in sorted(found, key=lambda n: (ALL_SAMPLERS + (n,)).index(n))}

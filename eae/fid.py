@@ -180,6 +180,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _device(name: str | None):
+    """The command line's device: ``--device`` or, as pytorch-fid's command line does, cuda when torch
+    sees one (the library functions above take the device they are given)."""
     import torch
 
     if name is None:

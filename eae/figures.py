@@ -28,22 +28,24 @@ def _std_normal_pdf(x: np.ndarray) -> np.ndarray:
 
 
 def training_curves(history: dict[str, Sequence[float]], entropy_reference: dict[str, float] | None = None):
-    """One panel per logged series (loss, recon, entropy, lr) against epoch.
+    """One panel per logged series (loss, recon, the objective's own terms, lr) against epoch.
 
     ``entropy_reference``: horizontal lines drawn on the entropy panel, label -> nats
     (e.g. the entropy of N(0, I)).
     """
     from matplotlib.ticker import MaxNLocator
 
-    keys = [k for k in ("loss", "recon", "entropy", "lr") if history.get(k)]
-    titles = {"loss": "loss = recon − β·entropy", "recon": "reconstruction (sum sq. error / image)",
-              "entropy": "KL entropy of a batch (nats)", "lr": "learning rate"}
+    keys = [k for k in history if history.get(k) and k != "lr"] + (["lr"] if history.get("lr") else [])
+    titles = {"loss": "loss", "recon": "reconstruction (sum sq. error / image)",
+              "entropy": "KL entropy of a batch (nats)", "lr": "learning rate", "kl": "KL(q(z|x) || N(0, I)) (nats)",
+              "mmd": "MMD² to N(0, I) (IMQ kernel)", "embedding": "½||z||²",
+              "gradient_penalty": "decoder Jacobian ||J||²_F", "gamma": "decoder variance γ"}
     fig = _figure(3.3 * max(1, len(keys)), 2.8)
     axes = fig.subplots(1, max(1, len(keys)), squeeze=False)[0]
     for ax, key in zip(axes, keys):
         values = np.asarray(history[key], np.float64)
         ax.plot(np.arange(1, len(values) + 1), values, marker="." if len(values) < 30 else None)
-        ax.set_title(titles[key], fontsize=9)
+        ax.set_title(titles.get(key, key), fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

@@ -1,18 +1,25 @@
-"""The deployable generator: mixture sampler + decoder in one torch module, and its ONNX export."""
+"""The deployable generator: a sampler + the decoder in one torch module, and its ONNX export.
+
+Samplers map explicit randomness ``(noise [N, k], u [N])`` to codes [N, d]: ``MixtureSampler``
+(isotropic, MVG, GMM) uses both; ``SecondStageSampler`` (the two-stage VAE) decodes ``noise``
+with the second-stage VAE and ignores ``u``.
+"""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from eae.density import Mixture
+from eae.density import Mixture, SecondStage
 from eae.errors import EAEError
+from eae.runtime import draw_inputs
 from eae.io import atomic_path
-from eae.model import Decoder
+from eae.networks import Decoder
 
 
 class MixtureSampler(nn.Module):
@@ -37,14 +44,50 @@ class MixtureSampler(nn.Module):
         z = torch.matmul(self.chol[component], noise.unsqueeze(-1)).squeeze(-1)
         return z + self.means[component]
 
+    @property
+    def noise_dim(self) -> int:
+        return self.means.shape[1]
+
+
+class SecondStageSampler(nn.Module):
+    """Codes from the two-stage VAE's second stage: z = D2(noise), noise [N, k] ~ N(0, I) with k its
+    latent size; ``u`` is accepted for the common (noise, u) contract and not used."""
+
+    def __init__(self, second_stage: SecondStage):
+        super().__init__()
+        from eae.objectives.vae import SecondStageVAE
+
+        cfg = second_stage.config
+        model = SecondStageVAE(cfg["dim"], cfg["latent_dim"], cfg["hidden"], cfg["layers"])
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in second_stage.arrays.items()})
+        self.decoder = model.decoder.eval()
+        self._noise_dim = int(cfg["latent_dim"])
+
+    @property
+    def noise_dim(self) -> int:
+        return self._noise_dim
+
+    def forward(self, noise: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return self.decoder(noise)
+
+
+def make_sampler(density: Mixture | SecondStage) -> nn.Module:
+    return MixtureSampler(density) if isinstance(density, Mixture) else SecondStageSampler(density)
+
 
 class Generator(nn.Module):
-    """(noise, u) -> images [N, C, H, W] in [0, 1]."""
+    """(noise, u) -> images [N, C, H, W] in [0, 1]: a sampler (``make_sampler``) and the decoder
+    (baked: plain weights, eval mode)."""
 
-    def __init__(self, mixture: Mixture, decoder: Decoder):
+    def __init__(self, density: Mixture | SecondStage, decoder: Decoder):
         super().__init__()
-        self.sampler = MixtureSampler(mixture)
+        self.sampler = make_sampler(density)
         self.decoder = decoder.baked()
+
+    @property
+    def noise_dim(self) -> int:
+        """Columns of ``noise`` (the latent size, or the second stage's latent size)."""
+        return self.sampler.noise_dim
 
     def forward(self, noise: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.sampler(noise, u))
@@ -104,3 +147,15 @@ def parity(module: nn.Module, onnx_path: str | Path, example_inputs: tuple[torch
     if got.shape != expected.shape:
         raise EAEError(f"ONNX output shape {got.shape} != torch {expected.shape}")
     return float(np.abs(got - expected).max())
+
+
+def generated_batches(generator: Generator, n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """n images from the generator in batches, with the same inputs the ONNX generator would get
+    from ``draw_inputs(n, d, seed)``; runs on the generator's device."""
+    device = next(generator.decoder.parameters()).device
+    noise, u = draw_inputs(n, generator.noise_dim, seed)
+    generator.eval()
+    for start in range(0, n, batch_size):
+        stop = start + batch_size
+        with torch.no_grad():
+            yield generator(torch.from_numpy(noise[start:stop]).to(device), torch.from_numpy(u[start:stop]).to(device))

@@ -86,3 +86,23 @@ def read_json(path: str | os.PathLike) -> Any:
         raise EAEError(f"missing file {path}") from None
     except json.JSONDecodeError as exc:
         raise EAEError(f"corrupt JSON in {path}: {exc}") from None
+
+
+def load_payload(path: str | Path, fmt: str | tuple[str, ...], what: str, missing_hint: str) -> dict:
+    """A dict saved with torch.save, loaded with ``torch.load(weights_only=True)`` (no pickle code
+    runs) and checked to carry ``format == fmt`` (or one of them); every failure is one EAEError line."""
+    import torch
+
+    from eae.errors import EAEError
+
+    path = Path(path)
+    if not path.exists():
+        raise EAEError(f"missing {what} {path}: {missing_hint}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise EAEError(f"cannot load {what} {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    formats = (fmt,) if isinstance(fmt, str) else fmt
+    if not isinstance(payload, dict) or payload.get("format") not in formats:
+        raise EAEError(f"{path} is not an EAE {what} (expected format {' or '.join(map(repr, formats))})")
+    return payload

@@ -15,17 +15,12 @@ from typing import Callable
 
 import numpy as np
 
-from eae.density import SAMPLERS
+from eae.density import ALL_SAMPLERS, SAMPLERS
 from eae.figures import training_curves  # noqa: F401  (re-exported: part of this module's API)
 from eae.images import image_grid, png_data_uri
-FID_ROWS = (*SAMPLERS, "reconstruction")
+from eae.paper import PAPER_N_SAMPLES, display_name, paper_row
 
-# Paper Table 1 (Ghose, Rashwan & Poupart, UAI 2020), EAE row: FID (Inception, 10,000 samples).
-PAPER_EAE_FID = {
-    "cifar10": {"isotropic": 85.26, "mvg": 80.07, "gmm": 73.12, "reconstruction": 29.77},
-    "celeba": {"isotropic": 44.63, "mvg": 42.92, "gmm": 39.76, "reconstruction": 40.26},
-}
-PAPER_N_SAMPLES = 10_000
+FID_ROWS = (*SAMPLERS, "reconstruction")
 PIXELATED_BELOW = 48  # images narrower than this are shown upscaled with crisp (nearest-neighbour) pixels
 DATASET_NAMES = {"cifar10": "CIFAR-10", "celeba": "CelebA", "mnist": "MNIST", "digits": "scikit-learn digits",
                  "folder": "image folder"}
@@ -131,25 +126,34 @@ def param_groups(params: dict) -> list[tuple[str, list[tuple[str, object]]]]:
 
 # ---------------------------------------------------------------- tables
 
-def fid_table(fid: dict | None, dataset: str) -> dict:
-    """The Fréchet-distance table next to the paper's Table 1 (EAE row) for ``dataset``.
+def fid_rows(fid: dict | None, objective: str = "eae") -> tuple[str, ...]:
+    """The rows of the FID table: the mixture samplers, the two-stage sampler when the run has one
+    (or its objective is the two-stage VAE), then reconstruction."""
+    extra = (ALL_SAMPLERS[len(SAMPLERS):] if objective == "two_stage_vae" or any(
+        k in (fid or {}) for k in ALL_SAMPLERS[len(SAMPLERS):]) else ())
+    return (*SAMPLERS, *extra, "reconstruction")
+
+
+def fid_table(fid: dict | None, dataset: str, objective: str = "eae") -> dict:
+    """The Fréchet-distance table next to the paper's Table 1 row of ``objective`` for ``dataset``.
 
     Returns rows (name, value or None, paper or None), missing (names absent from ``fid``),
     paper_available, comparable (paper numbers exist and the metric is Inception FID with
-    the paper's 10,000 samples) and notes (sentences for the reader).
+    the paper's 10,000 samples), notes (sentences for the reader) and the paper row's name.
     """
-    paper = PAPER_EAE_FID.get(dataset)
+    paper = paper_row(objective, dataset)
     fid = fid or {}
     extractor = str(fid.get("feature_extractor") or "unknown")
     inception = "inception" in extractor.lower()
     rows, missing = [], []
-    for name in FID_ROWS:
+    for name in fid_rows(fid, objective):
         value = fid.get(name)
         value = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
         if value is None:
             missing.append(name)
-        rows.append({"name": name, "value": value, "paper": (paper or {}).get(name),
-                     "delta": value - paper[name] if value is not None and paper else None})
+        reference = (paper or {}).get(name)
+        rows.append({"name": name, "value": value, "paper": reference,
+                     "delta": value - reference if value is not None and reference is not None else None})
     notes = []
     pretty = DATASET_NAMES.get(dataset, dataset)
     if not fid:
@@ -176,7 +180,7 @@ def fid_table(fid: dict | None, dataset: str) -> dict:
     return {"rows": rows, "missing": missing, "paper_available": paper is not None,
             "comparable": paper is not None and inception and n_samples in (None, PAPER_N_SAMPLES)
             and dims in (None, 2048),
-            "notes": notes, "dataset_name": pretty}
+            "notes": notes, "dataset_name": pretty, "system": display_name(objective)}
 
 
 # ---------------------------------------------------------------- the page
@@ -187,7 +191,8 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
                    gmm_weights: np.ndarray | None = None, history: dict | None = None,
                    train_metrics: dict | None = None, generator: dict | None = None,
                    experiments: list[dict] | None = None, experiments_error: str | None = None,
-                   entropy_batch_size: int = 100, entropy_k: int = 1, seed: int = 0) -> dict:
+                   entropy_batch_size: int = 100, entropy_k: int = 1, seed: int = 0,
+                   objective: dict | None = None) -> dict:
     """Build the template context (figures rendered and embedded) from plain inputs.
 
     run: dataset, params (nested, as in the checkpoint), git {rev, dirty, changes, more, outputs},
@@ -203,13 +208,15 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
         error} or None when the ONNX generator is missing.
     experiments: records of ``eae.experiments.parse_exp_show`` (None: not available, see
         ``experiments_error``).
+    objective: the checkpoint's {"name", "weights"} (default: the EAE).
     """
     from eae import diagnostics, experiments as exps, figures
 
     missing: list[str] = []
     dataset = run.get("dataset") or "unknown"
     params = run.get("params") or {}
-    table = fid_table(fid, dataset)
+    objective = objective or {"name": "eae", "weights": {"entropy_weight": params.get("entropy_weight")}}
+    table = fid_table(fid, dataset, objective["name"])
     if fid is None:
         missing.append("reports/fid.json (Fréchet distances): run the evaluate stage")
     elif table["missing"]:
@@ -217,7 +224,7 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
 
     values = {r["name"]: r["value"] for r in table["rows"]}
     grids = []
-    for name in SAMPLERS:
+    for name in [r["name"] for r in table["rows"] if r["name"] != "reconstruction"]:
         images = samples.get(name)
         entry = {"name": name, "fid": values.get(name), "uri": None}
         if images is not None and len(images):
@@ -277,7 +284,7 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
         missing.append("GMM component weights (no gmm density in models/density.npz)")
 
     curves = None
-    if history and any(history.get(k) for k in ("loss", "recon", "entropy", "lr")):
+    if history and any(history.get(k) for k in history):
         d = (latents.shape[1] if latents is not None else None) or (params.get("model") or {}).get("latent_dim")
         reference = {"N(0, I) entropy": diagnostics.isotropic_entropy(int(d))} if d else None
         curves = figure_data_uri(training_curves(history, reference))
@@ -289,7 +296,7 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
         card = generator["card"]
         images = generator.get("images")
         card_fid = card.get("evaluation") or {}
-        stale = [k for k in FID_ROWS if fid and isinstance(fid.get(k), (int, float))
+        stale = [k for k in fid_rows(fid, objective["name"]) if fid and isinstance(fid.get(k), (int, float))
                  and isinstance(card_fid.get(k), (int, float)) and not math.isclose(fid[k], card_fid[k], rel_tol=1e-9)]
         uri = None
         if images is not None and len(images):
@@ -317,10 +324,11 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
         "pixel": bool(shapes) and min(shapes) < PIXELATED_BELOW,
         "run": run, "dataset": dataset, "dataset_name": table["dataset_name"],
         "entropy_weight": params.get("entropy_weight"), "seed": params.get("seed"),
+        "objective": objective, "system": display_name(objective["name"]),
         "latent_dim": (params.get("model") or {}).get("latent_dim"),
         "epochs": metrics.get("epochs"),
         "param_groups": param_groups(params),
-        "fid": fid, "fid_table": table, "samplers": list(SAMPLERS), "grids": grids,
+        "fid": fid, "fid_table": table, "samplers": [g["name"] for g in grids], "grids": grids,
         "recon": recon, "interp": interp, "latent": latent, "gmm": gmm,
         "curves": curves, "train_metrics": metrics, "generator": gen, "experiments": exp,
         "missing": missing,

@@ -4,12 +4,13 @@
     python -m eae.runtime info models/generator.onnx
 
     from eae.runtime import Generator
-    gen = Generator("models/generator.onnx")
+    gen = Generator("models/generator.onnx")                 # CPU; device="cuda" to run there
     images = gen.sample(16, seed=0)          # uint8 [16, H, W, C]
     images = gen.decode(latents)             # through decoder.onnx beside it
 
-Input contract of generator.onnx: ``noise`` float32 [N, latent_dim] ~ N(0, I) and ``u``
-float32 [N] ~ U[0, 1) (picks the mixture component); output ``images`` float32
+Input contract of generator.onnx: ``noise`` float32 [N, noise_dim] ~ N(0, I) (noise_dim is
+the latent size, or the two-stage sampler's own latent size) and ``u`` float32 [N] ~ U[0, 1)
+(picks the mixture component; unused by the two-stage sampler); output ``images`` float32
 [N, C, H, W] in [0, 1]. ``sample(n, seed)`` draws them with ``draw_inputs``, so the
 same seed gives the same images on any machine.
 """
@@ -53,16 +54,29 @@ def _cuda_driver_present() -> bool:
         return False
 
 
-def make_session(path: str | Path, device: str = "auto", threads: int = 0):
-    """An onnxruntime session on CUDA when onnxruntime really runs there (``device`` auto|cuda), else CPU.
-    ``session.get_providers()`` says which was used."""
+def cuda_usable() -> bool:
+    """Whether onnxruntime has its CUDA provider and a CUDA driver is present (what ``--device auto``
+    of the command line asks before choosing cuda)."""
     import onnxruntime as ort
 
+    return "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_driver_present()
+
+
+def make_session(path: str | Path, device: str = "cpu", threads: int = 0):
+    """An onnxruntime session on ``device`` (cpu | cuda; the caller chooses). For cuda, onnxruntime may
+    still fall back to CPU when its CUDA libraries are missing: then this raises.
+    ``session.get_providers()`` says what is used."""
+    import onnxruntime as ort
+
+    if device not in ("cpu", "cuda"):
+        raise EAEError(f"device must be cpu or cuda, got {device!r}")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
     providers = ["CPUExecutionProvider"]
-    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_driver_present():
+    if device == "cuda":
+        if not cuda_usable():
+            raise EAEError("device 'cuda' requested but onnxruntime cannot run on CUDA here")
         providers.insert(0, "CUDAExecutionProvider")
     try:
         if len(providers) > 1:
@@ -85,13 +99,14 @@ class Generator:
         path: generator.onnx. Its model card (generator.json beside it) must pin its sha256
             unless ``verify=False``.
         decoder_path: decoder.onnx for ``decode``; default: beside ``path``.
-        device: auto | cpu | cuda.
+        device: cpu | cuda (the caller chooses; the command line's ``--device auto`` picks cuda
+            when ``cuda_usable()``).
         chunk_size: images per onnxruntime call; larger requests are streamed in chunks so
             memory stays flat.
         threads: onnxruntime intra-op threads (0 = onnxruntime's default).
     """
 
-    def __init__(self, path: str | Path, decoder_path: str | Path | None = None, device: str = "auto",
+    def __init__(self, path: str | Path, decoder_path: str | Path | None = None, device: str = "cpu",
                  chunk_size: int = DEFAULT_CHUNK, verify: bool = True, threads: int = 0):
         self.path = Path(path)
         if not self.path.is_file():
@@ -113,6 +128,7 @@ class Generator:
                            "expected noise, u -> images with latent_dim metadata)")
         self.metadata = dict(meta)
         self.latent_dim = int(meta["latent_dim"])
+        self.noise_dim = int(meta.get("noise_dim", self.latent_dim))  # generators exported before noise_dim: = latent_dim
         self.image_shape = tuple(json.loads(meta["image_shape"]))  # (C, H, W)
 
     @property
@@ -124,8 +140,8 @@ class Generator:
         """Run the graph on explicit inputs; returns float32 [N, C, H, W] in [0, 1]."""
         noise = np.asarray(noise)
         u = np.asarray(u)
-        if noise.ndim != 2 or noise.shape[1] != self.latent_dim:
-            raise EAEError(f"noise must have shape [N, {self.latent_dim}], got {list(noise.shape)}")
+        if noise.ndim != 2 or noise.shape[1] != self.noise_dim:
+            raise EAEError(f"noise must have shape [N, {self.noise_dim}], got {list(noise.shape)}")
         if u.shape != (noise.shape[0],):
             raise EAEError(f"u must have shape [{noise.shape[0]}], got {list(u.shape)}")
         noise = noise.astype(np.float32, copy=False)
@@ -138,7 +154,7 @@ class Generator:
         """Yield uint8 NHWC chunks of ``sample(n, seed)``, at most chunk_size images each."""
         if n <= 0:
             raise EAEError(f"number of images must be positive, got {n}")
-        noise, u = draw_inputs(n, self.latent_dim, seed)
+        noise, u = draw_inputs(n, self.noise_dim, seed)
         for i in range(0, n, self.chunk_size):
             yield to_uint8_nhwc(self.generate(noise[i:i + self.chunk_size], u[i:i + self.chunk_size]))
 
@@ -163,6 +179,7 @@ class Generator:
 
     def info(self) -> dict:
         return {"path": str(self.path), "providers": self.providers, "latent_dim": self.latent_dim,
+                "noise_dim": self.noise_dim,
                 "image_shape": list(self.image_shape), "metadata": self.metadata,
                 "inputs": [{"name": i.name, "type": i.type, "shape": i.shape} for i in self.session.get_inputs()],
                 "outputs": [{"name": o.name, "type": o.type, "shape": o.shape} for o in self.session.get_outputs()],
@@ -198,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--npy", help="write raw uint8 NHWC images to this .npy")
             p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK)
     args = ap.parse_args(argv)
+    if args.device == "auto":  # the command line chooses the device; the library never does
+        args.device = "cuda" if cuda_usable() else "cpu"
     try:
         if args.command == "info":
             gen = Generator(args.model, device=args.device, verify=not args.no_verify)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from eae.errors import EAEError
@@ -32,6 +32,7 @@ class _Section(BaseModel):
 
 class DataParams(_Section):
     source: Literal["digits", "celeba", "cifar10", "mnist", "folder"] = "digits"
+    split_seed: int = Field(0, ge=0, description="seeded train/test split (digits, folder); fixed across training seeds")
     root: str = "data/raw"
     download: bool = Field(False, description="celeba/cifar10/mnist: fetch missing files with torchvision")
     image_size: int = Field(16, ge=4)
@@ -43,12 +44,17 @@ class DataParams(_Section):
     on_bad_image: Literal["skip", "fail"] = "skip"
 
 
+ObjectiveName = Literal["eae", "ae", "ae_l2", "rae", "rae_l2", "rae_gp", "rae_sn", "vae", "cv_vae", "wae",
+                        "two_stage_vae"]
+
+
 class ModelParams(_Section):
+    objective: ObjectiveName = Field("eae", description="training objective (eae.objectives); its weights: "
+                                                        "objectives.<name>")
     latent_dim: int = Field(8, ge=1)
     encoder_channels: list[int] = Field(default_factory=lambda: [32, 64, 128], min_length=1)
     decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 32], min_length=1)
     kernel_size: int = Field(4, ge=2)
-    spectral_norm: bool = False
 
     @field_validator("encoder_channels", "decoder_channels")
     @classmethod
@@ -63,8 +69,6 @@ class TrainParams(_Section):
     batch_size: int = Field(100, ge=2)
     lr: float = Field(1e-3, gt=0)
     lr_decay: float = Field(1.0, gt=0, le=1, description="ExponentialLR gamma per epoch; 1 = no decay")
-    decoder_l2: float = Field(0.0, ge=0)
-    entropy_k: int = Field(1, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint_every: int = Field(1, ge=0, description="epochs between resume states; 0 = never")
     sample_every: int = Field(10, ge=0, description="epochs between sample grids logged with dvclive; 0 = never")
@@ -74,6 +78,81 @@ class TrainParams(_Section):
     compile: bool = False
 
 
+class EAEWeights(_Section):
+    """The EAE's own settings; its entropy weight is the top-level ``entropy_weight``."""
+    entropy_k: int = Field(1, ge=1, description="which nearest neighbour the entropy estimate uses")
+    decoder_l2: float = Field(0.0, ge=0, description="L2 penalty on the decoder weights (paper: CIFAR-10)")
+    spectral_norm: bool = Field(False, description="spectrally normalised decoder (paper: CelebA)")
+
+
+class NoWeights(_Section):
+    pass
+
+
+class AEL2Weights(_Section):
+    decoder_l2: float = Field(2.56e-5, ge=0)
+
+
+class RAEWeights(_Section):
+    embedding_weight: float = Field(0.032, ge=0, description="weight of ½||z||²")
+
+
+class RAEL2Weights(_Section):
+    embedding_weight: float = Field(0.0064, ge=0)
+    decoder_l2: float = Field(2.56e-5, ge=0)
+
+
+class RAEGPWeights(_Section):
+    embedding_weight: float = Field(0.0064, ge=0)
+    gp_weight: float = Field(0.01, ge=0, description="weight of the decoder Jacobian's squared Frobenius norm")
+    gp_probes: int = Field(1, ge=0, description="Hutchinson probes per image; 0 = exact (one pass per pixel)")
+
+
+class RAESNWeights(_Section):
+    embedding_weight: float = Field(0.576, ge=0)
+
+
+class VAEWeights(_Section):
+    kl_weight: float = Field(0.312, gt=0)
+
+
+class CVVAEWeights(_Section):
+    kl_weight: float = Field(0.039, gt=0)
+    sigma: float = Field(0.7, gt=0, description="the fixed posterior standard deviation")
+
+
+class WAEWeights(_Section):
+    mmd_weight: float = Field(0.6, ge=0)
+
+
+class SecondStageParams(_Section):
+    latent_dim: int | None = Field(None, ge=1, description="null = model.latent_dim")
+    hidden: int = Field(256, ge=1)
+    layers: int = Field(2, ge=1)
+    epochs: int = Field(300, ge=1)
+    batch_size: int = Field(100, ge=2)
+    lr: float = Field(1e-3, gt=0)
+
+
+class TwoStageWeights(_Section):
+    second_stage: SecondStageParams = Field(default_factory=SecondStageParams)
+
+
+class ObjectivesParams(_Section):
+    """Each objective's own weights; ``model.objective`` picks the one that trains."""
+    eae: EAEWeights = Field(default_factory=EAEWeights)
+    ae: NoWeights = Field(default_factory=NoWeights)
+    ae_l2: AEL2Weights = Field(default_factory=AEL2Weights)
+    rae: RAEWeights = Field(default_factory=RAEWeights)
+    rae_l2: RAEL2Weights = Field(default_factory=RAEL2Weights)
+    rae_gp: RAEGPWeights = Field(default_factory=RAEGPWeights)
+    rae_sn: RAESNWeights = Field(default_factory=RAESNWeights)
+    vae: VAEWeights = Field(default_factory=VAEWeights)
+    cv_vae: CVVAEWeights = Field(default_factory=CVVAEWeights)
+    wae: WAEWeights = Field(default_factory=WAEWeights)
+    two_stage_vae: TwoStageWeights = Field(default_factory=TwoStageWeights)
+
+
 class DensityParams(_Section):
     gmm_components: int = Field(10, ge=1)
     gmm_max_iter: int = Field(200, ge=1)
@@ -81,12 +160,13 @@ class DensityParams(_Section):
 
 
 class ExportParams(_Section):
-    sampler: Literal["isotropic", "mvg", "gmm"] = "gmm"
+    sampler: Literal["isotropic", "mvg", "gmm", "two_stage"] = "gmm"
     opset: int = Field(18, ge=13)
     tolerance: float = Field(1e-4, gt=0)
 
 
 class ClassifierParams(_Section):
+    seed: int = Field(0, ge=0, description="the classifier's training seed (fixed across training seeds)")
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -117,11 +197,34 @@ class Params(BaseSettings):
     data: DataParams = Field(default_factory=DataParams)
     model: ModelParams = Field(default_factory=ModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
+    objectives: ObjectivesParams = Field(default_factory=ObjectivesParams)
     density: DensityParams = Field(default_factory=DensityParams)
     export: ExportParams = Field(default_factory=ExportParams)
     classifier: ClassifierParams = Field(default_factory=ClassifierParams)
     eval: EvalParams = Field(default_factory=EvalParams)
     report: ReportParams = Field(default_factory=ReportParams)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Params":
+        if self.model.objective == "eae" and self.objectives.eae.entropy_k >= self.train.batch_size:
+            raise ValueError(f"objectives.eae.entropy_k ({self.objectives.eae.entropy_k}) must be smaller than "
+                             f"train.batch_size ({self.train.batch_size}): the k-th neighbour is searched in the batch")
+        if self.export.sampler == "two_stage" and self.model.objective != "two_stage_vae":
+            raise ValueError(f"export.sampler two_stage needs model.objective two_stage_vae "
+                             f"(got {self.model.objective})")
+        return self
+
+    def objective_weights(self) -> dict:
+        """The keyword arguments of ``eae.objectives.build_objective`` for ``model.objective``
+        (the EAE's entropy weight is the top-level ``entropy_weight``; the two-stage VAE's second
+        stage is fitted by fit_density, not trained with the first)."""
+        name = self.model.objective
+        weights = getattr(self.objectives, name).model_dump()
+        if name == "eae":
+            weights["entropy_weight"] = self.entropy_weight
+        if name == "two_stage_vae":
+            weights.pop("second_stage")
+        return weights
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -132,7 +235,9 @@ class Params(BaseSettings):
 
 
 def _describe(error: dict) -> str:
-    key = ".".join(str(p) for p in error["loc"]) or "<root>"
+    if not error["loc"]:  # a check across several keys (model_validator): the message names them
+        return error["msg"].removeprefix("Value error, ")
+    key = ".".join(str(p) for p in error["loc"])
     env = "EAE_" + "__".join(str(p) for p in error["loc"]).upper()
     origin = f" [from environment variable {env}]" if env in os.environ else ""
     if error["type"] == "extra_forbidden":

@@ -13,14 +13,14 @@ import torch
 from tqdm import tqdm
 
 from eae.checkpoint import load_checkpoint, model_from_checkpoint
-from eae.data import read_split
-from eae.density import SAMPLERS, load_densities
-from eae.evaluation import features_of, generated_batches
+from eae.prepared import read_split
+from eae.density import load_samplers
+from eae.evaluation import features_of
 from eae.fid import check_same_dims, feature_statistics, frechet_distance, load_statistics
-from eae.generator import Generator
+from eae.generator import Generator, generated_batches
 from eae.io import write_json
 from eae.seed import seed_everything
-from eae.train import reconstruction_batches
+from eae.inference import reconstruction_batches
 from pipelines._stage import CHECKPOINT, DENSITY, FID, PREPARED, TEST_STATS, log, resolve_device, run
 from pipelines.config import load_params
 from pipelines.feature_stats import load_extractor
@@ -44,7 +44,7 @@ def main() -> None:
     extract, facts = load_extractor(p, device)
     real = load_statistics(TEST_STATS)
     model = model_from_checkpoint(load_checkpoint(CHECKPOINT)).to(device)
-    densities = load_densities(DENSITY)
+    samplers = load_samplers(DENSITY)
     test = torch.from_numpy(read_split(PREPARED, "test").images)
     bs = p.eval.batch_size
 
@@ -59,8 +59,8 @@ def main() -> None:
     result = {"feature_extractor": p.eval.feature_extractor, "metric": METRIC_NAMES[p.eval.feature_extractor],
               "n_samples": p.eval.n_samples, "n_test": len(test), **facts}
     result["reconstruction"] = distance(reconstruction_batches(model, test, bs), len(test), "reconstruction")
-    for name in SAMPLERS:
-        generator = Generator(densities[name], model.decoder).to(device)
+    for name, density in samplers.items():
+        generator = Generator(density, model.decoder).to(device)
         result[name] = distance(generated_batches(generator, p.eval.n_samples, bs, p.seed), p.eval.n_samples, name)
     write_json(FID, result)
     log.info("wrote %s", FID)

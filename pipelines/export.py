@@ -1,5 +1,6 @@
 """Stage export: sampler + decoder -> models/generator.onnx; decoder alone -> models/decoder.onnx;
-the model card models/generator.json (shapes, training params, the FIDs from evaluate, sha256)."""
+the model card models/generator.json (shapes, objective and training params, the FIDs from
+evaluate, sha256)."""
 
 from __future__ import annotations
 
@@ -9,48 +10,68 @@ import torch
 
 from eae.card import card_path, make_card
 from eae.checkpoint import load_checkpoint, model_from_checkpoint
-from eae.density import load_densities
+from eae.density import TWO_STAGE, Mixture, load_samplers
+from eae.errors import EAEError
 from eae.generator import Generator, export_onnx
 from eae.io import read_json, write_json
 from pipelines._stage import CHECKPOINT, DECODER_ONNX, DENSITY, FID, GENERATOR_ONNX, log, run
 from pipelines.config import load_params
+
+U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component"
+U_UNUSED = "u float32 [N] is accepted and not used (the second-stage sampler has no components)"
 
 
 def main() -> None:
     p = load_params()
     ckpt = load_checkpoint(CHECKPOINT)
     model = model_from_checkpoint(ckpt)
-    mixture = load_densities(DENSITY)[p.export.sampler]
-    d = model.cfg.latent_dim
+    samplers = load_samplers(DENSITY)
+    if p.export.sampler not in samplers:
+        raise EAEError(f"export.sampler {p.export.sampler!r}: {DENSITY} has no such sampler "
+                       f"(has {', '.join(samplers)})")
+    density = samplers[p.export.sampler]
+    d = model.arch.latent_dim
+    generator = Generator(density, model.decoder)
+    k = generator.noise_dim
+    n_components = len(density.weights) if isinstance(density, Mixture) else 0
+    u_meaning = U_USED if p.export.sampler != TWO_STAGE else U_UNUSED
+    objective = ckpt["objective"]
     metadata = {
         "latent_dim": d,
-        "image_shape": json.dumps(list(model.cfg.image_shape)),
+        "noise_dim": k,
+        "image_shape": json.dumps(list(model.arch.image_shape)),
         "sampler": p.export.sampler,
-        "n_components": len(mixture.weights),
+        "n_components": n_components,
         "dataset": ckpt["dataset"],
-        "entropy_weight": ckpt["params"]["entropy_weight"],
+        "objective": objective["name"],
+        "objective_weights": json.dumps(objective["weights"], sort_keys=True),
         "seed": ckpt["params"]["seed"],
-        "inputs": "noise float32 [N, latent_dim] ~ N(0, I); u float32 [N] ~ U[0, 1) picks the mixture component",
+        "inputs": f"noise float32 [N, {k}] ~ N(0, I); {u_meaning}",
         "outputs": "images float32 [N, C, H, W] in [0, 1]",
     }
-    generator = Generator(mixture, model.decoder)
-    diff = export_onnx(generator, (torch.randn(2, d), torch.rand(2)), ["noise", "u"], GENERATOR_ONNX,
+    if objective["name"] == "eae":
+        metadata["entropy_weight"] = objective["weights"]["entropy_weight"]
+    diff = export_onnx(generator, (torch.randn(2, k), torch.rand(2)), ["noise", "u"], GENERATOR_ONNX,
                        metadata, opset=p.export.opset, atol=p.export.tolerance)
     log.info("wrote %s (sampler %s), max |onnxruntime - torch| = %.2e", GENERATOR_ONNX, p.export.sampler, diff)
-    decoder_meta = {k: v for k, v in metadata.items() if k not in ("sampler", "n_components", "inputs")}
+    decoder_meta = {key: v for key, v in metadata.items() if key not in ("sampler", "n_components", "inputs",
+                                                                       "noise_dim")}
     decoder_meta["inputs"] = "latent float32 [N, latent_dim]"
     diff = export_onnx(model.decoder.baked(), (torch.randn(2, d),), ["latent"], DECODER_ONNX, decoder_meta,
                        opset=p.export.opset, atol=p.export.tolerance)
     log.info("wrote %s, max |onnxruntime - torch| = %.2e", DECODER_ONNX, diff)
 
-    training = {"entropy_weight": ckpt["params"]["entropy_weight"], "seed": ckpt["params"]["seed"],
+    training = {"objective": objective, "seed": ckpt["params"]["seed"],
                 "model": ckpt["params"]["model"], "train": ckpt["params"]["train"],
-                "data_hash": ckpt["data_hash"], "metrics": {k: v for k, v in ckpt["metrics"].items() if k != "history"}}
-    card = make_card(GENERATOR_ONNX, DECODER_ONNX, latent_dim=d, image_shape=list(model.cfg.image_shape),
-                     sampler=p.export.sampler, n_components=len(mixture.weights), dataset=ckpt["dataset"],
-                     opset=p.export.opset, training=training, evaluation=read_json(FID))
+                "data_hash": ckpt["data_hash"], "metrics": {key: v for key, v in ckpt["metrics"].items() if key != "history"}}
+    if objective["name"] == "eae":
+        training["entropy_weight"] = objective["weights"]["entropy_weight"]
+    card = make_card(GENERATOR_ONNX, DECODER_ONNX, latent_dim=d, noise_dim=k, image_shape=list(model.arch.image_shape),
+                     sampler=p.export.sampler, n_components=n_components, dataset=ckpt["dataset"],
+                     opset=p.export.opset, training=training, evaluation=read_json(FID), u_meaning=u_meaning)
     write_json(card_path(GENERATOR_ONNX), card)
     log.info("wrote %s (sha256 %s, %.1f kB)", card_path(GENERATOR_ONNX), card["sha256"][:12], card["bytes"] / 1024)
+
 
 if __name__ == "__main__":
     run(main)

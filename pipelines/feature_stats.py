@@ -15,13 +15,13 @@ import torch
 from tqdm import tqdm
 
 from eae.classifier import Classifier, ClassifierConfig, accuracy, load_classifier, save_classifier, train_classifier
-from eae.data import read_manifest, read_split
+from eae.prepared import read_manifest, read_split
 from eae.errors import EAEError
 from eae.evaluation import features_of
 from eae.fid import feature_statistics, save_statistics
 from eae.io import atomic_dir, write_json
 from eae.seed import seed_everything
-from eae.train import batches
+from eae.batches import batches
 from pipelines._stage import CLASSIFIER, FEATURE_METRICS, FEATURES, PREPARED, TEST_STATS, log, resolve_device, run
 from pipelines.config import Params, load_params
 
@@ -39,7 +39,7 @@ def fit_classifier(p: Params, device: torch.device, out_path) -> tuple[Classifie
     with tqdm(total=p.classifier.epochs, desc="classifier", unit="epoch") as bar:
         history = train_classifier(model, to(train.images), to(train.labels), p.classifier.epochs,
                                    p.classifier.batch_size, p.classifier.lr,
-                                   generator=torch.Generator().manual_seed(p.seed), progress=bar)
+                                   generator=torch.Generator().manual_seed(p.classifier.seed), progress=bar)
     metrics = {"test_accuracy": accuracy(model, to(test.images), to(test.labels)),
                "train_accuracy": accuracy(model, to(train.images), to(train.labels)),
                "final_loss": history[-1]}
@@ -50,7 +50,7 @@ def fit_classifier(p: Params, device: torch.device, out_path) -> tuple[Classifie
 
 def main() -> None:
     p = load_params()
-    seed_everything(p.seed)
+    seed_everything(p.classifier.seed)
     device = resolve_device(p.eval.device)
     test = torch.from_numpy(read_split(PREPARED, "test").images).to(device)
     with atomic_dir(FEATURES) as tmp:

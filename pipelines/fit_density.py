@@ -1,17 +1,35 @@
-"""Stage fit_density: encode the training split (eval mode) and fit isotropic / MVG / GMM
-densities to the codes -> models/density.npz."""
+"""Stage fit_density: encode the training split (eval mode) and fit the samplers' densities to the
+codes -> models/density.npz.
+
+Every objective gets isotropic N(0, I), MVG and GMM densities, fitted to its deterministic codes
+(the EAE's BatchNorm'd codes, a VAE's posterior means). The two-stage VAE also gets its second
+stage: a small VAE trained on codes drawn from the first stage's posteriors (Dai & Wipf 2019).
+"""
 
 from __future__ import annotations
 
 import torch
+from tqdm import tqdm
 
 from eae.checkpoint import load_checkpoint, model_from_checkpoint
-from eae.data import read_split
-from eae.density import fit_gmm, fit_isotropic, fit_mvg, save_densities
+from eae.density import SecondStage, fit_gmm, fit_isotropic, fit_mvg, save_densities
+from eae.inference import encode, posterior
+from eae.objectives.vae import fit_second_stage
+from eae.prepared import read_split
 from eae.seed import seed_everything
-from eae.train import encode
 from pipelines._stage import CHECKPOINT, DENSITY, PREPARED, log, resolve_device, run
-from pipelines.config import load_params
+from pipelines.config import Params, load_params
+
+
+def second_stage(p: Params, model, images: torch.Tensor) -> SecondStage:
+    s = p.objectives.two_stage_vae.second_stage
+    mu, logvar = posterior(model, images)
+    with tqdm(total=s.epochs, desc="second stage", unit="epoch", mininterval=2) as bar:
+        net, history = fit_second_stage(mu, logvar, latent_dim=s.latent_dim or mu.shape[1], hidden=s.hidden,
+                                        layers=s.layers, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+                                        generator=torch.Generator().manual_seed(p.seed), progress=bar)
+    log.info("second stage: final loss %.4f, gamma %.3g", history[-1], float(net.log_gamma.exp()))
+    return SecondStage(net.config, {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
 
 
 def main() -> None:
@@ -29,8 +47,10 @@ def main() -> None:
         "gmm": fit_gmm(latents, p.density.gmm_components, seed=p.seed, reg=p.density.reg_covar,
                        max_iter=p.density.gmm_max_iter),
     }
-    save_densities(DENSITY, densities)
-    log.info("wrote %s (%s)", DENSITY, ", ".join(f"{k}: {len(v.weights)} component(s)" for k, v in densities.items()))
+    extra = second_stage(p, model, images) if model.name == "two_stage_vae" else None
+    save_densities(DENSITY, densities, extra)
+    log.info("wrote %s (%s%s)", DENSITY, ", ".join(f"{k}: {len(v.weights)} component(s)" for k, v in densities.items()),
+             ", second stage" if extra else "")
 
 
 if __name__ == "__main__":

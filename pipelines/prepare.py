@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eae.data import load_source, write_prepared
+from eae.sources import load_source, write_prepared
 from eae.io import atomic_dir
 from pipelines._stage import PREPARED, log, run
 from pipelines.config import load_params
@@ -13,7 +13,7 @@ def main() -> None:
     log.info("loading source %r", p.data.source)
     d = p.data
     splits = load_source(d.source, root=d.root, image_size=d.image_size, test_fraction=d.test_fraction,
-                         seed=p.seed, download=d.download, crop=d.crop, split_file=d.split_file)
+                         seed=d.split_seed, download=d.download, crop=d.crop, split_file=d.split_file)
     with atomic_dir(PREPARED) as tmp:
         manifest = write_prepared(tmp, splits, d.source, d.shard_size, workers=d.workers,
                                   on_bad_image=d.on_bad_image)

@@ -21,15 +21,14 @@ import torch
 import yaml
 
 from eae.checkpoint import load_checkpoint, model_from_checkpoint
-from eae.data import read_manifest, read_split
-from eae.density import SAMPLERS, load_densities
+from eae.density import load_samplers
+from eae.prepared import read_manifest, read_split
 from eae.errors import EAEError
-from eae.evaluation import generated_batches
 from eae.experiments import parse_exp_show
-from eae.generator import Generator
+from eae.generator import Generator, generated_batches
 from eae.io import read_json, write_bytes
 from eae.report import interpolation_images, render_report, report_context
-from eae.train import encode, reconstruct
+from eae.inference import encode, reconstruct
 from pipelines._stage import (CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, STAGE_SECONDS,
                               dvc_out_md5, dvc_stages, log, recorded_durations, resolve_device, run)
 from pipelines.config import load_params
@@ -151,13 +150,13 @@ def main() -> None:
     train_params = ckpt["params"].get("train", {})
 
     try:
-        densities = load_densities(DENSITY)
+        densities = load_samplers(DENSITY)
     except EAEError as exc:
         log.warning("%s", exc)
         densities = {}
-    samples = {name: next(iter(generated_batches(Generator(densities[name], model.decoder).to(device), n, n,
+    samples = {name: next(iter(generated_batches(Generator(density, model.decoder).to(device), n, n,
                                                  p.seed))).cpu().numpy()
-               for name in SAMPLERS if name in densities}
+               for name, density in densities.items()}
     experiments, exp_error = experiment_records()
     recorded = recorded_durations()
     run_info = {
@@ -184,7 +183,8 @@ def main() -> None:
         history=ckpt["metrics"].get("history"), train_metrics=metrics,
         generator=onnx_generator_inputs(n, p.seed, samples),
         experiments=experiments, experiments_error=exp_error,
-        entropy_batch_size=train_params.get("batch_size", 100), entropy_k=train_params.get("entropy_k", 1),
+        entropy_batch_size=train_params.get("batch_size", 100),
+        entropy_k=ckpt["objective"]["weights"].get("entropy_k", 1), objective=ckpt["objective"],
         seed=p.seed,
     )
     html = render_report(context)

@@ -1,5 +1,8 @@
 """Stage train: data/prepared -> models/eae.pt, reports/train_metrics.json, dvclive/ curves and samples.
 
+Trains ``model.objective`` (``eae.objectives``; the EAE by default) with its weights from
+``objectives.<name>`` (the EAE's entropy weight: the top-level ``entropy_weight``).
+
 An interrupted run resumes from its last saved state (``train.checkpoint_every``) when
 restarted with the same parameters and data; on CPU it ends with the same weights as an
 uninterrupted run.
@@ -16,19 +19,20 @@ from dvclive import Live
 from tqdm import tqdm
 
 from eae.checkpoint import save_checkpoint
-from eae.data import read_manifest, read_split
-from eae.io import write_json
-from eae.model import EAE, EAEConfig
 from eae.images import image_grid
+from eae.inference import reconstruct
+from eae.io import write_json
+from eae.networks import ArchConfig
+from eae.objectives import Objective, build_objective
+from eae.prepared import read_manifest, read_split
 from eae.resume import fingerprint, load_state, restore, save_state
 from eae.seed import seed_everything
-from eae.train import reconstruct, train_epoch
+from eae.train import train_epoch
 from pipelines._stage import CHECKPOINT, DVCLIVE, PREPARED, TRAIN_METRICS, log, resolve_device, run
 from pipelines.config import ConfigError, load_params
 
 # Scratch space inside the workspace, ignored by git and DVC; removed when training completes.
 RESUME_STATE = ".dvc/tmp/eae/train_state.pt"
-SERIES = ("loss", "recon", "entropy", "lr")
 
 
 def place_data(images: np.ndarray, device: torch.device, max_gb: float) -> tuple[torch.Tensor, bool]:
@@ -43,7 +47,7 @@ def place_data(images: np.ndarray, device: torch.device, max_gb: float) -> tuple
 
 
 @torch.no_grad()
-def sample_grid(model: EAE, noise: torch.Tensor) -> np.ndarray:
+def sample_grid(model: Objective, noise: torch.Tensor) -> np.ndarray:
     """Decode fixed N(0, I) noise (the isotropic sampler) in eval mode; returns a uint8 picture."""
     was_training = model.training
     model.eval()
@@ -63,26 +67,27 @@ def main() -> None:
     if len(train) < t.batch_size:
         raise ConfigError(f"train.batch_size {t.batch_size} exceeds the {len(train)} training images")
 
-    arch = EAEConfig(image_shape=tuple(manifest["image_shape"]), latent_dim=p.model.latent_dim,
-                     encoder_channels=tuple(p.model.encoder_channels),
-                     decoder_channels=tuple(p.model.decoder_channels),
-                     kernel_size=p.model.kernel_size, spectral_norm=p.model.spectral_norm)
-    model = EAE(arch).to(device)
+    arch = ArchConfig(image_shape=tuple(manifest["image_shape"]), latent_dim=p.model.latent_dim,
+                      encoder_channels=tuple(p.model.encoder_channels),
+                      decoder_channels=tuple(p.model.decoder_channels), kernel_size=p.model.kernel_size)
+    weights = p.objective_weights()
+    model = build_objective(p.model.objective, arch, weights).to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    log.info("EAE %s: %.2fM parameters, entropy_weight %g", arch.to_dict(),
-             sum(x.numel() for x in model.parameters()) / 1e6, p.entropy_weight)
+    series = (*model.series, "lr")
+    log.info("objective %s %s, networks %s: %.2fM parameters", p.model.objective, weights, model.arch.to_dict(),
+             sum(x.numel() for x in model.parameters()) / 1e6)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
     shuffle = torch.Generator().manual_seed(p.seed)
     noise = torch.randn(64, arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
 
     # Everything but the epoch count and device must match for a saved state to be resumed.
-    resumable = {"seed": p.seed, "entropy_weight": p.entropy_weight, "model": p.model.model_dump(),
+    resumable = {"seed": p.seed, "objective": model.describe(), "model": p.model.model_dump(),
                  "train": t.model_dump(exclude={"epochs", "device", "checkpoint_every", "sample_every"}),
                  "data": manifest["content_hash"]}
     key = fingerprint(resumable)
-    history: dict[str, list[float]] = {s: [] for s in SERIES}
+    history: dict[str, list[float]] = {s: [] for s in series}
     first_epoch = 0
     state, why_not = load_state(RESUME_STATE, key) if t.checkpoint_every else (None, "checkpoint_every is 0")
     if state is not None and state["epoch"] > t.epochs:
@@ -94,25 +99,24 @@ def main() -> None:
     elif Path(RESUME_STATE).exists():
         log.info("not resuming from %s: %s", RESUME_STATE, why_not)
 
-    forward = torch.compile(model) if t.compile else None
+    loss_fn = torch.compile(model.loss) if t.compile else None
     amp = torch.bfloat16 if t.amp == "bf16" else None
     steps = len(train) // t.batch_size
     start = time.perf_counter()
     with Live(DVCLIVE, save_dvc_exp=False, dvcyaml=None) as live, \
             tqdm(total=t.epochs * steps, initial=first_epoch * steps, desc="train", unit="step", mininterval=2) as bar:
         for epoch in range(first_epoch):  # the curves of a resumed run start at epoch 1
-            for s in SERIES:
+            for s in series:
                 live.log_metric(f"train/{s}", history[s][epoch])
             live.next_step()
         for epoch in range(first_epoch, t.epochs):
             lr = optimizer.param_groups[0]["lr"]
-            stats = train_epoch(model, optimizer, train, t.batch_size, p.entropy_weight, k=t.entropy_k,
-                                decoder_l2=t.decoder_l2, generator=shuffle, progress=bar,
+            stats = train_epoch(model, optimizer, train, t.batch_size, generator=shuffle, progress=bar,
                                 device=None if on_device else device, amp_dtype=amp,
-                                channels_last=t.channels_last, forward=forward)
+                                channels_last=t.channels_last, loss_fn=loss_fn)
             scheduler.step()
             stats["lr"] = lr
-            for s in SERIES:
+            for s in series:
                 history[s].append(stats[s])
                 live.log_metric(f"train/{s}", stats[s])
             if t.sample_every and ((epoch + 1) % t.sample_every == 0 or epoch + 1 == t.epochs):
@@ -121,15 +125,13 @@ def main() -> None:
             if t.checkpoint_every and (epoch + 1) % t.checkpoint_every == 0 and epoch + 1 < t.epochs:
                 save_state(RESUME_STATE, fingerprint=key, epoch=epoch + 1, model=model, optimizer=optimizer,
                            scheduler=scheduler, shuffle=shuffle, history=history)
-            bar.set_postfix(epoch=epoch + 1, recon=f"{stats['recon']:.3f}", entropy=f"{stats['entropy']:.3f}")
+            bar.set_postfix(epoch=epoch + 1, **{s: f"{stats[s]:.3f}" for s in model.series[1:]})
 
     n_pix = arch.image_shape[0] * arch.image_shape[1] * arch.image_shape[2]
     test_mse = float((reconstruct(model, test).cpu() - test.float() / 255).pow(2).mean())
-    final = {s: history[s][-1] for s in SERIES if s != "lr"}
+    final = {s: history[s][-1] for s in model.series}
     metrics = {
-        "final_loss": final["loss"],
-        "final_recon": final["recon"],
-        "final_entropy": final["entropy"],
+        **{f"final_{s}": v for s, v in final.items()},
         "train_mse_per_pixel": final["recon"] / n_pix,
         "test_mse_per_pixel": test_mse,
         "epochs": t.epochs,
@@ -140,7 +142,8 @@ def main() -> None:
                     extra={"dataset": manifest["source"], "data_hash": manifest["content_hash"]})
     write_json(TRAIN_METRICS, metrics)
     Path(RESUME_STATE).unlink(missing_ok=True)
-    log.info("wrote %s; test MSE/pixel %.5f, final entropy %.3f nats", CHECKPOINT, test_mse, final["entropy"])
+    log.info("wrote %s; test MSE/pixel %.5f, final %s", CHECKPOINT, test_mse,
+             ", ".join(f"{s} {v:.4g}" for s, v in final.items()))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from eae.inception import FID_WEIGHTS_FILENAME
-from tests.eae.test_data_sources import cifar_batch, idx_bytes, jpeg_bytes
+from tests.eae.test_sources import cifar_batch, idx_bytes, jpeg_bytes
 from tests.eae.test_inception import random_fid_inception_state
 from tests.helpers import make_tiny_repo, repo_env, sh
 

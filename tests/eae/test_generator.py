@@ -7,9 +7,10 @@ import torch
 from eae.density import Mixture, fit_gmm
 from eae.generator import Generator, MixtureSampler, export_onnx
 from eae.runtime import draw_inputs
-from eae.model import EAE, EAEConfig
+from eae.networks import ArchConfig
+from eae.objectives import build_objective
 
-CFG = EAEConfig((1, 8, 8), 3, (8, 16), (16, 8), spectral_norm=True)
+CFG = ArchConfig((1, 8, 8), 3, (8, 16), (16, 8))
 
 
 def test_sampler_picks_components_by_u():
@@ -44,7 +45,7 @@ def test_draw_inputs_is_pcg64_from_seed():
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     torch.manual_seed(0)
-    model = EAE(CFG)
+    model = build_objective("eae", CFG, {"entropy_weight": 0.1, "spectral_norm": True})
     model(torch.rand(16, 1, 8, 8))
     model.eval()
     mix = fit_gmm(np.random.default_rng(0).standard_normal((300, 3)), 4, seed=0)

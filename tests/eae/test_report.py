@@ -9,8 +9,9 @@ from PIL import Image
 
 from eae import figures
 from eae.diagnostics import covariance_eigenvalues, entropy_vs_bound
-from eae.model import Decoder, EAEConfig
-from eae.report import (PAPER_EAE_FID, fid_table, figure_data_uri, image_grid, interleave_rows, interpolate_latents,
+from eae.networks import ArchConfig, Decoder
+from eae.paper import PAPER_TABLE1
+from eae.report import (fid_table, figure_data_uri, image_grid, interleave_rows, interpolate_latents,
                         interpolation_images, interpolation_picture, paired_rows_picture, png_data_uri, render_report,
                         report_context, training_curves)
 from tests.eae.report_inputs import synthetic_inputs
@@ -79,7 +80,7 @@ def test_interpolate_latents_is_a_straight_line_between_the_endpoints():
 
 def test_interpolation_endpoints_equal_the_decoded_endpoints():
     torch.manual_seed(0)
-    decoder = Decoder(EAEConfig(image_shape=(1, 8, 8), latent_dim=4, encoder_channels=(4,),
+    decoder = Decoder(ArchConfig(image_shape=(1, 8, 8), latent_dim=4, encoder_channels=(4,),
                                 decoder_channels=(8, 4))).eval()
 
     def decode_np(z):
@@ -119,7 +120,12 @@ def test_fid_table_next_to_the_papers_numbers():
     assert table["paper_available"] and table["comparable"] and not table["notes"]
     rows = {r["name"]: r for r in table["rows"]}
     assert rows["gmm"]["paper"] == 73.12 and rows["gmm"]["delta"] == pytest.approx(70.0 - 73.12)
-    assert PAPER_EAE_FID["celeba"] == {"isotropic": 44.63, "mvg": 42.92, "gmm": 39.76, "reconstruction": 40.26}
+    assert PAPER_TABLE1["eae"]["celeba"] == {"isotropic": 44.63, "mvg": 42.92, "gmm": 39.76, "reconstruction": 40.26}
+    # Another objective's row: the paper has no isotropic value for the RAE ('–').
+    rae = {r["name"]: r for r in fid_table(fid, "cifar10", "rae")["rows"]}
+    assert rae["gmm"]["paper"] == 76.28 and rae["isotropic"]["paper"] is None and rae["isotropic"]["delta"] is None
+    two_stage = [r["name"] for r in fid_table({**fid, "two_stage": 100.0}, "celeba", "two_stage_vae")["rows"]]
+    assert two_stage == ["isotropic", "mvg", "gmm", "two_stage", "reconstruction"]
 
     classifier = fid_table({**fid, "feature_extractor": "classifier", "n_samples": 500}, "cifar10")
     assert not classifier["comparable"] and any("not comparable" in n for n in classifier["notes"])

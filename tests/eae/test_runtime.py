@@ -17,7 +17,8 @@ from eae.errors import EAEError
 from eae.generator import Generator as TorchGenerator
 from eae.generator import export_onnx
 from eae.io import write_json
-from eae.model import EAE, EAEConfig
+from eae.networks import ArchConfig
+from eae.objectives import build_objective
 from eae.runtime import Generator, draw_inputs, main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ def models(tmp_path_factory):
     """A tiny exported generator + decoder + model card, and the torch generator they came from."""
     out = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
-    model = EAE(EAEConfig((1, 8, 8), D, (8, 16), (16, 8)))
+    model = build_objective("eae", ArchConfig((1, 8, 8), D, (8, 16), (16, 8)), {"entropy_weight": 0.1})
     model(torch.rand(16, 1, 8, 8))
     model.eval()
     mix = fit_gmm(np.random.default_rng(0).standard_normal((300, D)) * [1, 2, 3], 4, seed=0)

@@ -78,10 +78,11 @@ def test_killed_run_resumes_to_identical_weights(workdir):
 
 
 def test_state_for_other_parameters_is_not_resumed(tmp_path):
-    from eae.model import EAE, EAEConfig
+    from eae.networks import ArchConfig
+    from eae.objectives import build_objective
     from eae.resume import save_state
 
-    model = EAE(EAEConfig((1, 8, 8), 2, (4,), (4, 4)))
+    model = build_objective("eae", ArchConfig((1, 8, 8), 2, (4,), (4, 4)), {"entropy_weight": 0.1})
     opt = torch.optim.Adam(model.parameters())
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.9)
     save_state(tmp_path / "s.pt", fingerprint=fingerprint({"a": 1}), epoch=3, model=model, optimizer=opt,

@@ -19,8 +19,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from eae.data import (CELEBA_CROP, ImageDecoder, ImageFiles, load_source, pad_to, read_manifest, read_split,
-                      write_prepared)
+from eae.prepared import read_manifest, read_split
+from eae.sources import CELEBA_CROP, ImageDecoder, ImageFiles, load_source, pad_to, write_prepared
 from eae.errors import EAEError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def files_of(folder):
 # ----------------------------------------------------------------------------- celeba
 
 def test_celeba_partition_crop_resize_and_bad_image(celeba_src, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="eae.data"):
+    with caplog.at_level(logging.WARNING, logger="eae.sources"):
         out, manifest = prepare(tmp_path, "celeba", root=celeba_src)
     assert list(manifest["splits"]) == ["train", "valid", "test"]
     assert {k: v["count"] for k, v in manifest["splits"].items()} == {"train": 15, "valid": 4, "test": 4}

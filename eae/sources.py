@@ -1,13 +1,5 @@
-"""Datasets as uint8 shards: sources, preprocessing and the prepared-data format.
-
-Prepared layout (``data/prepared/``)::
-
-    manifest.json              {"format", "source", "image_shape": [C, H, W],
-                                "splits": {name: {"count", "shards", "labels"}},
-                                "bad_images": {"count", "files"}   (image-file sources only),
-                                "content_hash"}
-    train-000.npy ...          uint8 [n, C, H, W], n <= shard_size
-    train-labels.npy           int64 [count] (only for labelled sources)
+"""Dataset sources and their preprocessing: raw files -> the prepared shard format of
+``eae.prepared`` (used by the prepare stage only).
 
 A *source* is a function returning ``{split_name: Split | ImageFiles}``; register
 new ones in ``SOURCES``. ``Split`` holds decoded arrays; ``ImageFiles`` is a list
@@ -36,7 +28,6 @@ import gzip
 import hashlib
 import io
 import itertools
-import json
 import logging
 import math
 import os
@@ -53,17 +44,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from eae.errors import EAEError
+from eae.prepared import FORMAT, ShardWriter, Split, write_manifest
 
-log = logging.getLogger("eae.data")
-
-MANIFEST = "manifest.json"
-FORMAT = "eae-prepared/1"
-
-
-@dataclass
-class Split:
-    images: np.ndarray  # uint8 [N, C, H, W]
-    labels: np.ndarray | None = None  # int64 [N]
+log = logging.getLogger("eae.sources")
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -588,43 +571,6 @@ def load_source(name: str, **kwargs: object) -> dict[str, Split | ImageFiles]:
 
 # --------------------------------------------------------------------------- writing
 
-class _ShardWriter:
-    """Writes one split's images, as they arrive, into shards of at most shard_size images;
-    holds at most one shard in memory."""
-
-    def __init__(self, out_dir: Path, name: str, shard_size: int, digest, expected: int):
-        self.out_dir, self.name, self.shard_size, self.digest = out_dir, name, shard_size, digest
-        self.expected = expected  # upper bound on the images still to come, to size buffers
-        self.buf: np.ndarray | None = None
-        self.fill = 0
-        self.count = 0
-        self.shards: list[str] = []
-
-    def add(self, images: np.ndarray) -> None:
-        pos = 0
-        while pos < len(images):
-            if self.buf is None:
-                n = min(self.shard_size, max(self.expected - self.count, len(images) - pos))
-                self.buf = np.empty((n, *images.shape[1:]), dtype=np.uint8)
-            take = min(len(self.buf) - self.fill, len(images) - pos)
-            self.buf[self.fill:self.fill + take] = images[pos:pos + take]
-            self.fill += take
-            self.count += take
-            pos += take
-            if self.fill == len(self.buf):
-                self.flush()
-
-    def flush(self) -> None:
-        if self.buf is None or self.fill == 0:
-            return
-        chunk = self.buf[:self.fill]
-        fname = f"{self.name}-{len(self.shards):03d}.npy"
-        np.save(self.out_dir / fname, chunk)
-        self.digest.update(chunk.reshape(-1).data)
-        self.shards.append(fname)
-        self.buf, self.fill = None, 0
-
-
 def _check_shape(name: str, shape: tuple[int, ...], image_shape: list | None) -> list:
     if image_shape is not None and list(shape) != image_shape:
         raise EAEError(f"splits have different image shapes: split {name!r} has {list(shape)}, "
@@ -669,12 +615,12 @@ def write_prepared(out_dir: str | Path, splits: dict[str, Split | ImageFiles], s
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            # spawn: workers import only eae.data (numpy, PIL); no fork of a process that may hold torch threads.
+            # spawn: workers import only eae.sources (numpy, PIL); no fork of a process that may hold torch threads.
             pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         for name, split in splits.items():
             if isinstance(split, Split):
                 image_shape = _check_shape(name, split.images.shape[1:], image_shape)
-                writer = _ShardWriter(out_dir, name, shard_size, digest, len(split.images))
+                writer = ShardWriter(out_dir, name, shard_size, digest, len(split.images))
                 writer.add(split.images)
                 labels = split.labels
             else:
@@ -702,15 +648,15 @@ def write_prepared(out_dir: str | Path, splits: dict[str, Split | ImageFiles], s
     if has_files:
         manifest["bad_images"] = {"count": len(bad), "files": bad}
     manifest["content_hash"] = "sha256:" + digest.hexdigest()
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out_dir, manifest)
     return manifest
 
 
 def _write_files(out_dir: Path, name: str, split: ImageFiles, shard_size: int, digest, pool, workers: int,
-                 on_bad_image: str, bad: list[str]) -> tuple[_ShardWriter, np.ndarray | None]:
+                 on_bad_image: str, bad: list[str]) -> tuple[ShardWriter, np.ndarray | None]:
     from tqdm import tqdm
 
-    writer = _ShardWriter(out_dir, name, shard_size, digest, len(split.names))
+    writer = ShardWriter(out_dir, name, shard_size, digest, len(split.names))
     kept: list[np.ndarray] = []
     with tqdm(total=len(split.names), desc=f"prepare {name}", unit="img", mininterval=2) as bar:
         for offset, names, (images, failures) in _decoded_batches(split, pool, workers):
@@ -730,35 +676,3 @@ def _write_files(out_dir: Path, name: str, split: ImageFiles, shard_size: int, d
     if split.labels is not None:
         labels = np.asarray(split.labels)[np.concatenate(kept)] if kept else np.zeros(0, np.int64)
     return writer, labels
-
-
-def read_manifest(prepared_dir: str | Path) -> dict:
-    path = Path(prepared_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EAEError(f"missing {path}: run the prepare stage first (dvc repro prepare)") from None
-    except json.JSONDecodeError as exc:
-        raise EAEError(f"corrupt {path}: {exc}") from None
-    if manifest.get("format") != FORMAT:
-        raise EAEError(f"{path}: unknown format {manifest.get('format')!r}, expected {FORMAT!r}")
-    return manifest
-
-
-def read_split(prepared_dir: str | Path, split: str) -> Split:
-    """Load one split of a prepared dataset (all shards concatenated)."""
-    prepared_dir = Path(prepared_dir)
-    manifest = read_manifest(prepared_dir)
-    if split not in manifest["splits"]:
-        raise EAEError(f"{prepared_dir}: no split {split!r}; has {sorted(manifest['splits'])}")
-    entry = manifest["splits"][split]
-    try:
-        parts = [np.load(prepared_dir / f, allow_pickle=False) for f in entry["shards"]]
-        labels = np.load(prepared_dir / entry["labels"], allow_pickle=False) if entry.get("labels") else None
-    except (OSError, ValueError) as exc:
-        raise EAEError(f"{prepared_dir}: cannot read split {split!r}: {exc}") from None
-    images = np.concatenate(parts)
-    if images.dtype != np.uint8 or list(images.shape[1:]) != manifest["image_shape"] or len(images) != entry["count"]:
-        raise EAEError(f"{prepared_dir}: split {split!r} does not match its manifest "
-                       f"({images.dtype} {images.shape}, expected {entry['count']} x {manifest['image_shape']})")
-    return Split(images, labels)

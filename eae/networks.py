@@ -1,9 +1,11 @@
-"""The Entropic Autoencoder: conv encoder -> linear -> BatchNorm1d(affine=False) -> deconv decoder.
+"""The encoder and decoder networks every objective shares (``eae.objectives``).
 
 Architecture of the paper (§5.1, following Ghosh et al. 2019): every conv and
-deconv has stride 2 followed by BatchNorm and ReLU; the decoder starts with a
-linear map to an s x s x C0 feature map and ends with a stride-1 conv to the
-image channels and a sigmoid.
+deconv has stride 2 followed by BatchNorm and ReLU; the encoder ends with a linear
+map to the code; the decoder starts with a linear map to an s x s x C0 feature map
+and ends with a stride-1 conv to the image channels and a sigmoid. What happens
+between the two (the EAE's BatchNorm code layer, a VAE's sampling step) belongs to
+the objective.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from eae.errors import EAEError
 
 
 @dataclass(frozen=True)
-class EAEConfig:
-    """Everything needed to rebuild the network (stored in checkpoints).
+class ArchConfig:
+    """Everything needed to rebuild the networks (stored in checkpoints).
 
     encoder_channels: output channels of each stride-2 conv (paper: 128-256-512-1024).
     decoder_channels: C0 of the linear map's feature map, then the output channels
         of each stride-2 deconv (paper: 1024-512-256 for CIFAR/MNIST, 1024-512-256-128 for CelebA).
+    spectral_norm: spectrally normalise the decoder's linear and conv layers (set by the
+        objective: RAE-SN always, the EAE on CelebA in the paper).
     """
 
     image_shape: tuple[int, int, int]
@@ -52,7 +56,7 @@ class EAEConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "EAEConfig":
+    def from_dict(cls, d: dict) -> "ArchConfig":
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
@@ -61,7 +65,10 @@ def _padding(k: int) -> int:
 
 
 class Encoder(nn.Module):
-    def __init__(self, cfg: EAEConfig):
+    """Stride-2 convs (BN, ReLU) -> flatten -> linear to ``out_features`` (default: the latent size;
+    a VAE asks for 2 x latent_dim: means and log-variances)."""
+
+    def __init__(self, cfg: ArchConfig, out_features: int | None = None):
         super().__init__()
         c, h, _ = cfg.image_shape
         layers: list[nn.Module] = []
@@ -70,16 +77,14 @@ class Encoder(nn.Module):
                        nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
             c, h = out, h // 2
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(c * h * h, cfg.latent_dim)
-        # The EAE's defining layer: batch statistics fix mean 0 / variance 1 per code dimension.
-        self.code_norm = nn.BatchNorm1d(cfg.latent_dim, affine=False)
+        self.fc = nn.Linear(c * h * h, out_features or cfg.latent_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.code_norm(self.fc(self.features(x).flatten(1)))
+        return self.fc(self.features(x).flatten(1))
 
 
 class Decoder(nn.Module):
-    def __init__(self, cfg: EAEConfig):
+    def __init__(self, cfg: ArchConfig):
         super().__init__()
         self.cfg = cfg
         k, p = cfg.kernel_size, _padding(cfg.kernel_size)
@@ -133,14 +138,3 @@ class Decoder(nn.Module):
                  if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
         return torch.stack(terms).sum()
 
-
-class EAE(nn.Module):
-    def __init__(self, cfg: EAEConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.encoder = Encoder(cfg)
-        self.decoder = Decoder(cfg)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.encoder(x)
-        return z, self.decoder(z)

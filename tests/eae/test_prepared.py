@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from eae.data import Split, load_source, read_manifest, read_split, resize, seeded_split, to_uint8, write_prepared
+from eae.prepared import Split, read_manifest, read_split
+from eae.sources import load_source, resize, seeded_split, to_uint8, write_prepared
 from eae.errors import EAEError
 
 

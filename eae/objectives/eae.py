@@ -1,0 +1,49 @@
+"""The Entropic Autoencoder (Ghose, Rashwan & Poupart, UAI 2020).
+
+    z    = BN(E(x))                    BatchNorm1d(affine=False) over the minibatch: each code
+                                       dimension has mean 0 and variance 1
+    loss = recon(D(z), x) - entropy_weight * H_KL(z) [+ decoder_l2 * ||W_D||^2]
+
+H_KL is the Kozachenko–Leonenko k-nearest-neighbour entropy estimate over the minibatch
+(``eae.entropy.kl_entropy``). With mean and variance fixed by the BatchNorm, maximising the
+entropy pulls the code distribution towards N(0, I), the maximum-entropy law with those
+moments, so the isotropic sampler is the model's prior. The paper adds an L2 penalty on the
+decoder weights for CIFAR-10 and spectral normalisation of the decoder for CelebA.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from eae.entropy import kl_entropy
+from eae.networks import ArchConfig
+from eae.objectives.base import Objective, Stats, reconstruction_loss
+
+
+class EAE(Objective):
+    name = "eae"
+    series = ("loss", "recon", "entropy")
+    isotropic_prior = True
+
+    def __init__(self, arch: ArchConfig, *, entropy_weight: float, entropy_k: int = 1, decoder_l2: float = 0.0,
+                 spectral_norm: bool = False):
+        super().__init__(arch, spectral_norm=spectral_norm, entropy_weight=entropy_weight, entropy_k=entropy_k,
+                         decoder_l2=decoder_l2)
+        self.loss_weights["spectral_norm"] = bool(spectral_norm)
+        self.entropy_weight, self.entropy_k, self.l2 = float(entropy_weight), int(entropy_k), float(decoder_l2)
+        # The EAE's defining layer: batch statistics fix mean 0 / variance 1 per code dimension.
+        self.code_norm = nn.BatchNorm1d(arch.latent_dim, affine=False)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.code_norm(self.encoder(x))
+
+    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        """Loss terms in float32 even when the networks run under autocast."""
+        z, x_hat = self(x)
+        recon = reconstruction_loss(x_hat.float(), x.float())
+        entropy = kl_entropy(z.float(), k=self.entropy_k)
+        loss = recon - self.entropy_weight * entropy
+        if self.l2 > 0:
+            loss = loss + self.l2 * self.decoder_l2()
+        return loss, {"loss": loss.detach(), "recon": recon.detach(), "entropy": entropy.detach()}
