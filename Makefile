@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install repro test lock clean prefect-server chromium
+.PHONY: install repro test lock clean prefect-server chromium table1
 
 install: $(STAMP)
 
@@ -46,3 +46,9 @@ lock:
 
 clean:
 	rm -rf $(VENV)
+
+# Table 1: every objective x SEEDS training seeds as DVC experiments -> reports/table1.json + the report's section.
+SEEDS ?= 3
+JOBS ?= 1
+table1: install
+	$(BIN)/python -m pipelines.table1 --seeds $(SEEDS) --jobs $(JOBS) $(TABLE1_ARGS)

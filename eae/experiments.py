@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-FID_KEYS = ("isotropic", "mvg", "gmm", "reconstruction")
+FID_KEYS = ("isotropic", "mvg", "gmm", "two_stage", "reconstruction")
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -37,6 +37,7 @@ def _record(state: dict, kind: str, baseline: str | None, status: str | None, pa
         "timestamp": data.get("timestamp"),
         "params": flatten(_file_data(data.get("params"), params_file)),
         "fid": {k: fid[k] for k in FID_KEYS if isinstance(fid.get(k), (int, float))},
+        "metrics": {k: v for k, v in flatten(fid).items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         "feature_extractor": fid.get("feature_extractor"),
         "error": (error or {}).get("msg") if isinstance(error, dict) else (str(error) if error else None),
     }
@@ -48,7 +49,9 @@ def parse_exp_show(rows: list, params_file: str = "params.yaml", fid_file: str =
     Each record: name, rev, kind ('workspace' | 'baseline' | 'experiment'), baseline (the
     commit an experiment branches from), status (executor state of an experiment: success,
     running, failed, queued), timestamp, params (flattened params.yaml), fid (sampler ->
-    value, from ``fid_file``), feature_extractor, error. Queued experiments are skipped.
+    Fréchet distance, from ``fid_file``), metrics (every number of ``fid_file``, flattened:
+    ``kid.gmm.mean``, ``precision.gmm``, ...), feature_extractor, error. Queued experiments
+    are skipped.
     """
     if not isinstance(rows, list):
         raise ValueError("dvc exp show --json output must be a list")

@@ -12,7 +12,8 @@ from typing import Sequence
 import numpy as np
 
 # Sampler colours, the same in every figure.
-COLORS = {"isotropic": "#1f77b4", "mvg": "#ff7f0e", "gmm": "#2ca02c", "reconstruction": "#7f7f7f"}
+COLORS = {"isotropic": "#1f77b4", "mvg": "#ff7f0e", "gmm": "#2ca02c", "two_stage": "#9467bd",
+          "reconstruction": "#7f7f7f"}
 MAX_DIMS = 16  # latent dimensions drawn one by one (histograms, QQ lines)
 MAX_LINE_POINTS = 4000  # points kept on the pooled QQ line
 
@@ -202,4 +203,33 @@ def fid_vs_entropy_weight(points: list[dict], metrics: Sequence[str] = ("isotrop
     ax.set_ylabel("Fréchet distance (lower is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+def table1_errorbars(table: dict, metric: str, ylabel: str):
+    """Table 1 as a chart: per objective (x) and sampler (colour), the mean over seeds with ±1 std
+    error bars, and the individual seeds as dots."""
+    rows = table["rows"]
+    columns = [c for c in table["columns"] if c != "reconstruction"]
+    fig = _figure(max(6.0, 0.75 * len(rows) + 2), 3.6)
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(columns))
+    for j, column in enumerate(columns):
+        xs, means, stds, dots = [], [], [], []
+        for i, row in enumerate(rows):
+            cell = row["cells"].get(metric, {}).get(column)
+            if cell is None:
+                continue
+            x = i + (j - (len(columns) - 1) / 2) * width
+            xs.append(x)
+            means.append(cell["mean"])
+            stds.append(cell["std"] or 0.0)
+            dots += [(x, v) for v in cell["values"]]
+        if xs:
+            ax.errorbar(xs, means, yerr=stds, fmt="o", ms=5, capsize=3, color=COLORS.get(column), label=column)
+            ax.scatter(*zip(*dots), s=6, color=COLORS.get(column), alpha=0.4)
+    ax.set_xticks(range(len(rows)), [r["name"] for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, ncol=len(columns))
     return fig

@@ -183,6 +183,63 @@ def fid_table(fid: dict | None, dataset: str, objective: str = "eae") -> dict:
             "notes": notes, "dataset_name": pretty, "system": display_name(objective)}
 
 
+METRIC_LABELS = {"fd": "Fréchet distance", "kid": "KID", "precision": "precision", "recall": "recall"}
+
+
+def quality_rows(fid: dict | None, rows: tuple[str, ...]) -> list[dict]:
+    """Per sampler (and reconstruction): FD, KID mean ± std, precision, recall and class entropy from
+    fid.json (None where absent: an older fid.json has the Fréchet distances only)."""
+    fid = fid or {}
+
+    def get(section: str, name: str):
+        value = (fid.get(section) or {}).get(name)
+        return value if isinstance(value, (int, float, dict)) else None
+
+    out = []
+    for name in rows:
+        kid = get("kid", name)
+        out.append({"name": name, "fd": fid.get(name) if isinstance(fid.get(name), (int, float)) else None,
+                    "kid": kid.get("mean") if isinstance(kid, dict) else None,
+                    "kid_std": kid.get("std") if isinstance(kid, dict) else None,
+                    "precision": get("precision", name), "recall": get("recall", name),
+                    "class_entropy": get("class_entropy", name)})
+    return out
+
+
+def table1_context(table: dict | None, this_run: dict | None = None) -> dict | None:
+    """The report's Table 1 section from reports/table1.json (None when there is none): for each
+    metric a grid objective x column of "mean ± std", the best mean per column marked, the paper's
+    FIDs for the Fréchet distance, an error-bar chart, and whether the EAE wins each column."""
+    if not table or not table.get("rows"):
+        return None
+    from eae import figures
+
+    grids = []
+    for metric in table.get("metrics", []):
+        if not any(row["cells"].get(metric) for row in table["rows"]):
+            continue
+        lines = []
+        for row in table["rows"]:
+            cells = []
+            for column in table["columns"]:
+                cell = row["cells"].get(metric, {}).get(column)
+                paper = ((table.get("paper") or {}).get(row["objective"]) or {}).get(column) if metric == "fd" else None
+                cells.append({"mean": cell["mean"] if cell else None, "std": cell["std"] if cell else None,
+                              "n": cell["n"] if cell else 0, "paper": paper,
+                              "best": table["best"].get(metric, {}).get(column) == row["objective"]})
+            lines.append({"name": row["name"], "objective": row["objective"], "cells": cells})
+        lower = metric in ("fd", "kid")
+        grids.append({"metric": metric, "label": METRIC_LABELS.get(metric, metric), "lower": lower, "rows": lines,
+                      "plot": figure_data_uri(figures.table1_errorbars(
+                          table, metric, f"{METRIC_LABELS.get(metric, metric)} ({'lower' if lower else 'higher'} is better)"))})
+    return {"grids": grids, "columns": table["columns"], "seeds": table.get("seeds", []),
+            "dataset": table.get("dataset"), "overrides": table.get("overrides") or [],
+            "failed": table.get("failed") or [], "generated_at": table.get("generated_at"),
+            "wall_seconds": table.get("wall_seconds"), "eae_wins": table.get("eae_wins"),
+            "paper": bool(table.get("paper")), "metric_name": table.get("metric"),
+            "feature_extractor": table.get("feature_extractor")}
+
+
 # ---------------------------------------------------------------- the page
 
 def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray | None],
@@ -192,7 +249,7 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
                    train_metrics: dict | None = None, generator: dict | None = None,
                    experiments: list[dict] | None = None, experiments_error: str | None = None,
                    entropy_batch_size: int = 100, entropy_k: int = 1, seed: int = 0,
-                   objective: dict | None = None) -> dict:
+                   objective: dict | None = None, table1: dict | None = None) -> dict:
     """Build the template context (figures rendered and embedded) from plain inputs.
 
     run: dataset, params (nested, as in the checkpoint), git {rev, dirty, changes, more, outputs},
@@ -209,6 +266,7 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
     experiments: records of ``eae.experiments.parse_exp_show`` (None: not available, see
         ``experiments_error``).
     objective: the checkpoint's {"name", "weights"} (default: the EAE).
+    table1: reports/table1.json (``pipelines.table1``), or None.
     """
     from eae import diagnostics, experiments as exps, figures
 
@@ -306,13 +364,15 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
     else:
         missing.append("ONNX generator: " + ((generator or {}).get("error") or "models/generator.onnx and its card"))
 
-    exp = {"records": [], "columns": [], "plot": None, "error": experiments_error, "n_betas": 0, "show_state": False}
+    exp = {"records": [], "columns": [], "plot": None, "error": experiments_error, "n_betas": 0, "show_state": False,
+           "fid_columns": list(FID_ROWS)}
     if experiments:
         columns = exps.varying_params(experiments)
         points = exps.fid_points(experiments, dataset, (fid or {}).get("feature_extractor"))
         betas = sorted({p["entropy_weight"] for p in points})
         best = min((r["fid"]["gmm"] for r in experiments if "gmm" in r["fid"]), default=None)
         exp.update(records=experiments, columns=columns, n_betas=len(betas), best_gmm=best,
+                   fid_columns=[c for c in ALL_SAMPLERS + ("reconstruction",) if any(c in r["fid"] for r in experiments)],
                    show_state=any(r.get("status") or r.get("error") for r in experiments),
                    plot=figure_data_uri(figures.fid_vs_entropy_weight(points)) if len(betas) > 1 else None)
     elif experiments_error is None:
@@ -329,6 +389,8 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
         "epochs": metrics.get("epochs"),
         "param_groups": param_groups(params),
         "fid": fid, "fid_table": table, "samplers": [g["name"] for g in grids], "grids": grids,
+        "quality": quality_rows(fid, tuple(r["name"] for r in table["rows"])),
+        "table1": table1_context(table1),
         "recon": recon, "interp": interp, "latent": latent, "gmm": gmm,
         "curves": curves, "train_metrics": metrics, "generator": gen, "experiments": exp,
         "missing": missing,

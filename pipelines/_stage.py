@@ -22,9 +22,11 @@ DECODER_ONNX = "models/decoder.onnx"
 FEATURES = "models/features"  # feature extractor state + the test split's feature statistics
 CLASSIFIER = "models/features/classifier.pt"
 TEST_STATS = "models/features/test_stats.npz"  # pytorch-fid --save-stats format
+TEST_FEATURES = "models/features/test_features.npy"  # float32 [n_test, D] (KID, precision/recall)
 FEATURE_METRICS = "reports/feature_extractor.json"
 TRAIN_METRICS = "reports/train_metrics.json"
 FID = "reports/fid.json"
+TABLE1 = "reports/table1.json"  # written by pipelines.table1 (make table1), read by the report when present
 REPORT = "reports/index.html"
 DVCLIVE = "dvclive"
 # Wall time of each stage's last successful run in this workspace (scratch, not tracked by DVC).

@@ -1,6 +1,7 @@
-"""Stage feature_stats: the feature extractor for the Fréchet distance and the test split's
-feature statistics -> models/features/ (test_stats.npz in pytorch-fid's --save-stats format,
-plus classifier.pt for the classifier extractor), reports/feature_extractor.json.
+"""Stage feature_stats: the feature extractor for the sample-quality metrics and the test split's
+features -> models/features/ (test_stats.npz in pytorch-fid's --save-stats format, the features
+themselves in test_features.npy for KID and precision/recall, plus classifier.pt for the
+classifier extractor), reports/feature_extractor.json.
 
 Computed once per dataset and extractor: experiments on entropy_weight reuse it.
 - classifier (digits): a small CNN trained on the labels; its penultimate layer is the feature
@@ -11,9 +12,14 @@ Computed once per dataset and extractor: experiments on entropy_weight reuse it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from eae.card import sha256_file
 from eae.classifier import Classifier, ClassifierConfig, accuracy, load_classifier, save_classifier, train_classifier
 from eae.prepared import read_manifest, read_split
 from eae.errors import EAEError
@@ -65,20 +71,42 @@ def main() -> None:
         with tqdm(total=len(test), desc="test features", unit="img", mininterval=2) as bar:
             feats = features_of(extract, batches(test, p.eval.batch_size, shuffle=False, drop_last=False), bar)
         save_statistics(tmp / "test_stats.npz", *feature_statistics(feats))
+        np.save(tmp / "test_features.npy", feats.astype(np.float32))
     write_json(FEATURE_METRICS, {"feature_extractor": p.eval.feature_extractor, "n_test": len(test),
                                  "feature_dim": int(feats.shape[1]), **facts})
     log.info("wrote %s (%d test images, %d-d features)", TEST_STATS, len(test), feats.shape[1])
 
 
-def load_extractor(p: Params, device: torch.device):
-    """The extractor this stage fitted, as (callable on float images, facts for fid.json)."""
+@dataclass
+class Extractor:
+    """What evaluate needs of the fitted extractor: ``features`` (float images -> [N, D]),
+    ``classify`` (features -> predicted classes, classifier only), ``facts`` for fid.json and the
+    sha256 of its weights file."""
+
+    features: Callable[[torch.Tensor], torch.Tensor]
+    classify: Callable[[np.ndarray], np.ndarray] | None
+    n_classes: int | None
+    facts: dict
+    weights_sha256: str
+
+
+def load_extractor(p: Params, device: torch.device) -> Extractor:
+    """The extractor this stage fitted (classifier) or configured (Inception)."""
     if p.eval.feature_extractor == "classifier":
         model, metrics = load_classifier(CLASSIFIER)
-        return model.to(device).features, {"classifier_test_accuracy": metrics["test_accuracy"]}
-    from eae.inception import inception_extractor
+        model = model.to(device)
 
-    return inception_extractor(device, p.eval.inception_dims, p.eval.inception_weights), \
-        {"inception_dims": p.eval.inception_dims}
+        @torch.no_grad()
+        def classify(features: np.ndarray) -> np.ndarray:
+            return model.head(torch.from_numpy(np.asarray(features, np.float32)).to(device)).argmax(1).cpu().numpy()
+
+        return Extractor(model.features, classify, model.cfg.n_classes,
+                         {"classifier_test_accuracy": metrics["test_accuracy"]}, sha256_file(CLASSIFIER))
+    from eae.inception import default_weights_path, inception_extractor
+
+    weights = p.eval.inception_weights or default_weights_path()
+    return Extractor(inception_extractor(device, p.eval.inception_dims, p.eval.inception_weights), None, None,
+                     {"inception_dims": p.eval.inception_dims}, sha256_file(weights))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,39 @@
+"""make table1 end to end on the tiny config: objectives x seeds as queued DVC experiments, the
+aggregate in reports/table1.json and the report's Table 1 section."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.helpers import make_tiny_repo, repo_env, sh
+
+pytestmark = pytest.mark.slow
+
+
+def test_table1_runs_every_cell_as_an_experiment(tmp_path):
+    env = repo_env()
+    dst = make_tiny_repo(tmp_path, {"objectives": {"two_stage_vae": {"second_stage": {
+        "latent_dim": None, "hidden": 16, "layers": 1, "epochs": 3, "batch_size": 100, "lr": 0.001}}}})
+    sh(["python", "-m", "pipelines.table1", "--seeds", "2", "--objectives", "eae,two_stage_vae", "--poll", "1"],
+       dst, env)
+
+    table = json.loads((dst / "reports/table1.json").read_text())
+    assert [r["objective"] for r in table["rows"]] == ["eae", "two_stage_vae"]
+    assert table["columns"] == ["isotropic", "mvg", "gmm", "two_stage", "reconstruction"]
+    assert table["failed"] == [] and len(table["experiments"]) == 4 and table["dataset"] == "digits"
+    for row in table["rows"]:
+        assert row["seeds"] == [0, 1]
+        for metric in ("fd", "kid", "precision", "recall"):
+            for column, cell in row["cells"][metric].items():
+                assert cell["n"] == 2 and np.isfinite(cell["mean"]) and np.isfinite(cell["std"]), (metric, column)
+    assert "two_stage" in table["rows"][1]["cells"]["fd"] and "two_stage" not in table["rows"][0]["cells"]["fd"]
+    # The seeds really differ, the test set and extractor do not.
+    eae = table["rows"][0]["cells"]["fd"]["gmm"]["values"]
+    assert eae[0] != eae[1]
+
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], dst, env))
+    names = {e.get("name") for row in shown for e in (row.get("experiments") or [])}
+    assert {"t1-eae-s0", "t1-eae-s1", "t1-two_stage_vae-s0", "t1-two_stage_vae-s1"} <= names
+    html = (dst / "reports/index.html").read_text()
+    assert 'id="table1"' in html and "2SVAE" in html and "± " in html
