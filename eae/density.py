@@ -57,16 +57,47 @@ def fit_mvg(latents: np.ndarray, reg: float = 1e-6) -> Mixture:
     return Mixture(np.ones(1), latents.mean(0, keepdims=True), cov[None])
 
 
-def fit_gmm(latents: np.ndarray, n_components: int = 10, seed: int = 0, reg: float = 1e-6,
-            max_iter: int = 200) -> Mixture:
-    """scikit-learn GaussianMixture with full covariances."""
+def _gaussian_mixture(latents: np.ndarray, n_components: int, seed: int, reg: float, max_iter: int):
     from sklearn.mixture import GaussianMixture
 
     if len(latents) < n_components:
         raise EAEError(f"cannot fit a {n_components}-component GMM to {len(latents)} latents")
-    gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=reg, max_iter=max_iter,
-                          random_state=seed).fit(np.asarray(latents, np.float64))
+    return GaussianMixture(n_components, covariance_type="full", reg_covar=reg, max_iter=max_iter,
+                           random_state=seed).fit(np.asarray(latents, np.float64))
+
+
+def fit_gmm(latents: np.ndarray, n_components: int = 10, seed: int = 0, reg: float = 1e-6,
+            max_iter: int = 200) -> Mixture:
+    """scikit-learn GaussianMixture with full covariances."""
+    gmm = _gaussian_mixture(latents, n_components, seed, reg, max_iter)
     return Mixture(gmm.weights_, gmm.means_, gmm.covariances_)
+
+
+def select_gmm(latents: np.ndarray, max_components: int, criterion: str = "bic", seed: int = 0,
+               reg: float = 1e-6, max_iter: int = 200, heldout_fraction: float = 0.2) -> tuple[Mixture, dict]:
+    """A full-covariance GMM whose number of components K in 1..max_components is chosen by
+
+    - ``bic``: the Bayesian information criterion of the fit to all latents,
+      BIC = -2 log L + p log N, p = K - 1 + K d + K d (d + 1) / 2 free parameters (lowest wins);
+    - ``heldout``: the mean log-likelihood of a seeded ``heldout_fraction`` of the latents under a
+      mixture fitted to the rest (highest wins); the chosen K is then refitted to all latents.
+
+    Returns the mixture and {"criterion", "chosen", "scores": {K: score}}."""
+    x = np.asarray(latents, np.float64)
+    ks = range(1, min(max_components, len(x)) + 1)
+    if criterion == "bic":
+        scores = {k: float(_gaussian_mixture(x, k, seed, reg, max_iter).bic(x)) for k in ks}
+        chosen = min(scores, key=scores.get)
+    elif criterion == "heldout":
+        order = np.random.default_rng(seed).permutation(len(x))
+        n_out = max(1, int(round(heldout_fraction * len(x))))
+        fit_part, held = x[order[n_out:]], x[order[:n_out]]
+        ks = range(1, min(max_components, len(fit_part)) + 1)
+        scores = {k: float(_gaussian_mixture(fit_part, k, seed, reg, max_iter).score(held)) for k in ks}
+        chosen = max(scores, key=scores.get)
+    else:
+        raise EAEError(f"unknown GMM selection criterion {criterion!r}; use bic or heldout")
+    return fit_gmm(x, chosen, seed, reg, max_iter), {"criterion": criterion, "chosen": chosen, "scores": scores}
 
 
 @dataclass

@@ -83,6 +83,9 @@ class EAEWeights(_Section):
     entropy_k: int = Field(1, ge=1, description="which nearest neighbour the entropy estimate uses")
     decoder_l2: float = Field(0.0, ge=0, description="L2 penalty on the decoder weights (paper: CIFAR-10)")
     spectral_norm: bool = Field(False, description="spectrally normalised decoder (paper: CelebA)")
+    entropy_start_weight: float | None = Field(None, ge=0, description="beyond the paper: the entropy weight at "
+                                               "epoch 0, ramped linearly to entropy_weight; null = constant")
+    entropy_ramp_epochs: int = Field(0, ge=0, description="epochs of that ramp; 0 = no schedule")
 
 
 class NoWeights(_Section):
@@ -154,7 +157,9 @@ class ObjectivesParams(_Section):
 
 
 class DensityParams(_Section):
-    gmm_components: int = Field(10, ge=1)
+    gmm_components: int = Field(10, ge=1, description="components (the paper: 10); with gmm_selection, the largest K tried")
+    gmm_selection: Literal["fixed", "bic", "heldout"] = Field(
+        "fixed", description="fixed: gmm_components; bic / heldout: choose K in 1..gmm_components")
     gmm_max_iter: int = Field(200, ge=1)
     reg_covar: float = Field(1e-6, ge=0)
 

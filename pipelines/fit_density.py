@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from eae.checkpoint import load_checkpoint, model_from_checkpoint
-from eae.density import SecondStage, fit_gmm, fit_isotropic, fit_mvg, save_densities
+from eae.density import SecondStage, fit_gmm, fit_isotropic, fit_mvg, save_densities, select_gmm
 from eae.inference import encode, posterior
 from eae.objectives.vae import fit_second_stage
 from eae.prepared import read_split
@@ -41,12 +41,15 @@ def main() -> None:
     latents = encode(model, images).cpu().double().numpy()
     log.info("encoded %d training images: latent mean |%.3f|, mean variance %.3f", len(latents),
              abs(latents.mean(0)).mean(), latents.var(0).mean())
-    densities = {
-        "isotropic": fit_isotropic(latents.shape[1]),
-        "mvg": fit_mvg(latents, reg=p.density.reg_covar),
-        "gmm": fit_gmm(latents, p.density.gmm_components, seed=p.seed, reg=p.density.reg_covar,
-                       max_iter=p.density.gmm_max_iter),
-    }
+    d = p.density
+    if d.gmm_selection == "fixed":
+        gmm = fit_gmm(latents, d.gmm_components, seed=p.seed, reg=d.reg_covar, max_iter=d.gmm_max_iter)
+    else:
+        gmm, choice = select_gmm(latents, d.gmm_components, d.gmm_selection, seed=p.seed, reg=d.reg_covar,
+                                 max_iter=d.gmm_max_iter)
+        log.info("GMM components by %s: K = %d (scores %s)", d.gmm_selection, choice["chosen"],
+                 ", ".join(f"{k}: {v:.4g}" for k, v in choice["scores"].items()))
+    densities = {"isotropic": fit_isotropic(latents.shape[1]), "mvg": fit_mvg(latents, reg=d.reg_covar), "gmm": gmm}
     extra = second_stage(p, model, images) if model.name == "two_stage_vae" else None
     save_densities(DENSITY, densities, extra)
     log.info("wrote %s (%s%s)", DENSITY, ", ".join(f"{k}: {len(v.weights)} component(s)" for k, v in densities.items()),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging_setup()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the queue like Ctrl-C does
     start = time.perf_counter()
     try:
         p = load_params()

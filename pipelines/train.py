@@ -110,6 +110,7 @@ def main() -> None:
                 live.log_metric(f"train/{s}", history[s][epoch])
             live.next_step()
         for epoch in range(first_epoch, t.epochs):
+            model.start_epoch(epoch)
             lr = optimizer.param_groups[0]["lr"]
             stats = train_epoch(model, optimizer, train, t.batch_size, generator=shuffle, progress=bar,
                                 device=None if on_device else device, amp_dtype=amp,

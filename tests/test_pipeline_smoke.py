@@ -110,3 +110,21 @@ def test_experiment_with_another_entropy_weight(reproduced):
     assert "Stage 'feature_stats' didn't change, skipping" in ran
     for stage in ("train", "fit_density", "export", "evaluate", "report"):
         assert f"Running stage '{stage}'" in ran
+
+
+def test_another_objective_as_a_temp_experiment(reproduced):
+    """`dvc exp run --temp -S model.objective=...` on its own: the whole pipeline with another objective,
+    in a temporary workspace, listed by dvc exp show; the workspace itself is left alone."""
+    dst, env = reproduced
+    sh(["git", "add", "-A"], dst, env)
+    sh(["git", "commit", "-qm", "results", "--allow-empty"], dst, env)
+    before = (dst / "reports/fid.json").read_text()
+    sh(["dvc", "exp", "run", "--temp", "-S", "model.objective=two_stage_vae", "-S", "export.sampler=two_stage",
+        "--name", "temp-2svae"], dst, env)
+    assert (dst / "reports/fid.json").read_text() == before
+    rows = json.loads(sh(["dvc", "exp", "show", "--json"], dst, env))
+    exp = [e for row in rows for x in (row.get("experiments") or []) for e in x.get("revs", [])
+           if e.get("name") == "temp-2svae"][0]
+    fid = exp["data"]["metrics"]["reports/fid.json"]["data"]
+    assert np.isfinite(fid["two_stage"]) and exp["data"]["params"]["params.yaml"]["data"]["model"]["objective"] == \
+        "two_stage_vae"

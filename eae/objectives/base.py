@@ -72,6 +72,10 @@ class Objective(nn.Module):
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         raise NotImplementedError
 
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the training loop before epoch ``epoch`` (0-based, also when resuming);
+        objectives with a schedule for their weights override it."""
+
     def describe(self) -> dict:
         """{"name", "weights"}: what a checkpoint records to rebuild this objective."""
         return {"name": self.name, "weights": dict(self.loss_weights)}

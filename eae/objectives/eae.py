@@ -9,6 +9,13 @@ H_KL is the Kozachenko–Leonenko k-nearest-neighbour entropy estimate over the 
 entropy pulls the code distribution towards N(0, I), the maximum-entropy law with those
 moments, so the isotropic sampler is the model's prior. The paper adds an L2 penalty on the
 decoder weights for CIFAR-10 and spectral normalisation of the decoder for CelebA.
+
+Beyond the paper (off by default): a schedule for the entropy weight, linear from
+``entropy_start_weight`` at epoch 0 to ``entropy_weight`` at epoch ``entropy_ramp_epochs``,
+
+    beta(e) = start + (entropy_weight - start) * min(1, e / ramp_epochs)
+
+(a warm-up when start < entropy_weight, a cool-down when start > entropy_weight).
 """
 
 from __future__ import annotations
@@ -27,13 +34,24 @@ class EAE(Objective):
     isotropic_prior = True
 
     def __init__(self, arch: ArchConfig, *, entropy_weight: float, entropy_k: int = 1, decoder_l2: float = 0.0,
-                 spectral_norm: bool = False):
+                 spectral_norm: bool = False, entropy_start_weight: float | None = None,
+                 entropy_ramp_epochs: int = 0):
         super().__init__(arch, spectral_norm=spectral_norm, entropy_weight=entropy_weight, entropy_k=entropy_k,
                          decoder_l2=decoder_l2)
         self.loss_weights["spectral_norm"] = bool(spectral_norm)
-        self.entropy_weight, self.entropy_k, self.l2 = float(entropy_weight), int(entropy_k), float(decoder_l2)
+        if entropy_ramp_epochs:  # recorded only when used: checkpoints of the paper's EAE stay as they were
+            self.loss_weights.update(entropy_start_weight=entropy_start_weight, entropy_ramp_epochs=entropy_ramp_epochs)
+        self.final_weight, self.entropy_k, self.l2 = float(entropy_weight), int(entropy_k), float(decoder_l2)
+        self.start_weight = self.final_weight if entropy_start_weight is None else float(entropy_start_weight)
+        self.ramp_epochs = int(entropy_ramp_epochs)
+        self.entropy_weight = self.final_weight if not self.ramp_epochs else self.start_weight
         # The EAE's defining layer: batch statistics fix mean 0 / variance 1 per code dimension.
         self.code_norm = nn.BatchNorm1d(arch.latent_dim, affine=False)
+
+    def start_epoch(self, epoch: int) -> None:
+        if self.ramp_epochs:
+            t = min(1.0, epoch / self.ramp_epochs)
+            self.entropy_weight = self.start_weight + (self.final_weight - self.start_weight) * t
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.code_norm(self.encoder(x))

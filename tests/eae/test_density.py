@@ -53,3 +53,17 @@ def test_missing_and_corrupt_files(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(EAEError, match="corrupt"):
         load_densities(tmp_path / "bad.npz")
+
+
+def test_gmm_selection_finds_the_number_of_clusters():
+    from eae.density import select_gmm
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
+    latents = np.concatenate([c + rng.standard_normal((300, 2)) for c in centres])
+    mixture, choice = select_gmm(latents, 6, "bic", seed=0)
+    assert choice["chosen"] == 3 and len(mixture.weights) == 3 and sorted(choice["scores"]) == [1, 2, 3, 4, 5, 6]
+    _, held = select_gmm(latents, 6, "heldout", seed=0)
+    assert held["chosen"] >= 3 and held["scores"][3] > held["scores"][2] > held["scores"][1]
+    with pytest.raises(EAEError, match="unknown GMM selection"):
+        select_gmm(latents, 3, "aic")

@@ -40,3 +40,19 @@ def test_loss_is_recon_minus_beta_entropy_plus_l2():
 def test_spectral_norm_is_a_weight_of_the_eae():
     assert EAE(SMALL, entropy_weight=0.1, spectral_norm=True).arch.spectral_norm
     assert not EAE(SMALL, entropy_weight=0.1).arch.spectral_norm
+
+
+def test_entropy_weight_schedule_is_linear_and_off_by_default():
+    constant = EAE(SMALL, entropy_weight=0.3)
+    constant.start_epoch(5)
+    assert constant.entropy_weight == 0.3 and "entropy_ramp_epochs" not in constant.describe()["weights"]
+    warmup = EAE(SMALL, entropy_weight=0.4, entropy_start_weight=0.0, entropy_ramp_epochs=4)
+    seen = []
+    for epoch in range(6):
+        warmup.start_epoch(epoch)
+        seen.append(round(warmup.entropy_weight, 6))
+    assert seen == [0.0, 0.1, 0.2, 0.3, 0.4, 0.4]
+    cooldown = EAE(SMALL, entropy_weight=0.1, entropy_start_weight=1.0, entropy_ramp_epochs=2)
+    cooldown.start_epoch(1)
+    assert abs(cooldown.entropy_weight - 0.55) < 1e-12
+    assert cooldown.describe()["weights"]["entropy_start_weight"] == 1.0
