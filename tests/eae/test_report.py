@@ -193,3 +193,26 @@ def test_report_without_experiments_or_with_dvc_failure():
     one_beta = render(experiments=[r for r in synthetic_inputs()["experiments"] if r["kind"] != "experiment"]
                       + [{**synthetic_inputs()["experiments"][-1], "params": {"entropy_weight": 0.05}}])
     assert "Only one entropy_weight value" in one_beta
+
+
+def test_report_shows_table_1_and_the_other_metrics():
+    from eae.table1 import aggregate
+
+    def flat(g, i, kid, p):
+        return {"gmm": g, "isotropic": i, "mvg": i, "two_stage": i + 1, "reconstruction": 1.0,
+                "kid.gmm.mean": kid, "precision.gmm": p, "recall.gmm": p}
+
+    runs = [{"objective": o, "seed": s, "metrics": flat(g + 0.1 * s, g * 2, g / 10, 0.9 - g / 10)}
+            for o, g in (("eae", 2.0), ("two_stage_vae", 3.0)) for s in (0, 1, 2)]
+    table = {**aggregate(runs, ["eae", "two_stage_vae"], "digits"), "seeds": [0, 1, 2], "overrides": [],
+             "failed": ["t1-eae-s3"], "generated_at": "2026-01-01 00:00 UTC", "wall_seconds": 60.0,
+             "eae_wins": {"fd.gmm": True, "fd.isotropic": False}, "metric": "FD", "feature_extractor": "classifier"}
+    fid = {**synthetic_inputs()["fid"], "kid": {"gmm": {"mean": 0.01, "std": 0.002}}, "precision": {"gmm": 0.75},
+           "recall": {"gmm": 0.5}, "class_entropy": {"gmm": 2.25}}
+    html = render_report(report_context(**synthetic_inputs(fid=fid, table1=table)))
+    assert 'id="table1"' in html and "2SVAE" in html and "t1-eae-s3" in html
+    assert "<b>2.1 ± 0.1</b>" in html  # the best gmm mean of three seeds, in bold
+    assert "fd.gmm yes" in html and "fd.isotropic no" in html
+    assert "Other sample-quality metrics" in html and "0.01 ± 0.002" in html and "2.250" in html
+    assert html.count("<img") == len(DATA_URI.findall(html)) == 13 + 4  # one error-bar chart per metric
+    assert 'id="table1"' not in render()
