@@ -199,13 +199,14 @@ def export_z_onnx(generator: Generator, path: str | Path, metadata: dict[str, st
     """Export ``ZGenerator(generator)`` (torch-fidelity's contract) with ``metadata`` (the generator's
     keys; inputs, outputs, image_shape and the Image.* keys are replaced by the z contract's).
     torch and onnxruntime must agree within one 8-bit level (rounding at a .5 boundary may differ)."""
-    k = generator.noise_dim
+    module = ZGenerator(generator)
+    z_size = module.z_size
     _, h, w = json.loads(metadata["image_shape"])
-    inputs = f"z float32 [N, {k + 1}] ~ N(0, I); columns 1..{k} are the noise, the last gives u = Phi(z_last)"
+    inputs = f"z float32 [N, {z_size}] ~ N(0, I); columns 1..{z_size - 1} are the noise, the last gives u = Phi(z_last)"
     outputs = "images uint8 [N, 3, H, W] = round(255 x), grayscale repeated to RGB"
     meta = {**metadata, "inputs": inputs, "outputs": outputs, "image_shape": json.dumps([3, h, w]),
             **image_metadata(3, uint8=True)}
-    return export_onnx(ZGenerator(generator), (torch.randn(2, k + 1),), ["z"], path, meta, opset=opset, atol=1.0,
+    return export_onnx(module, (torch.randn(2, z_size),), ["z"], path, meta, opset=opset, atol=1.0,
                        doc_string=f"{about}, in torch-fidelity's generator contract: {inputs} -> {outputs}")
 
 

@@ -18,6 +18,7 @@ from tests.helpers import ROOT, make_tiny_repo, sh
 
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->")
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
+INSTALLS = re.compile(r"^\s*(make\b(?!\s+chromium)|pip3?\s+install|python3?\s+-m\s+pip\s+install)", re.M)
 TIMEOUT_S = 1500
 
 
@@ -53,6 +54,14 @@ def test_blocks_are_found_and_every_skip_has_a_reason():
             assert following.strip() == "```bash", f"README.md:{n + 1}: skip marker not followed by a bash block"
 
 
+def test_runnable_blocks_install_nothing():
+    """The slow test links the environment it runs in: a runnable block must not install into it
+    (every make target but chromium runs `make install`, which reinstalls the project)."""
+    for line, code, reason in bash_blocks((ROOT / "README.md").read_text()):
+        if reason is None:
+            assert not INSTALLS.search(code), f"README.md:{line}: installing block needs a skip marker:\n{code}"
+
+
 def test_parser_reads_markers():
     text = "x\n<!-- readme-test: skip (needs a GPU) -->\n```bash\nnvidia-smi\n```\n\n```bash\necho hi\n```\n"
     assert bash_blocks(text) == [(3, "nvidia-smi", "needs a GPU"), (7, "echo hi", None)]
@@ -65,6 +74,7 @@ def test_readme_commands_run_as_written(tmp_path):
     with open(repo / ".git" / "info" / "exclude", "a") as f:
         f.write(".venv\n")  # a symlink does not match .gitignore's directory pattern `.venv/`
     blocks = bash_blocks((repo / "README.md").read_text())
+    assert not any(INSTALLS.search(code) for _, code, reason in blocks if reason is None)  # see above
     script = ["set -euo pipefail"]
     for line, code, reason in blocks:
         if reason is None:
@@ -74,6 +84,7 @@ def test_readme_commands_run_as_written(tmp_path):
     home.mkdir()
     env = {"PATH": CLEAN_PATH, "HOME": str(home), "LANG": "C.UTF-8", "PREFECT_HOME": str(tmp_path / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1",
+           "PIP_DRY_RUN": "1",  # a second guard: nothing is ever installed into the linked environment
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.invalid"}
     if "TMPDIR" in os.environ:
