@@ -21,6 +21,11 @@ from pathlib import Path
 from typing import Iterator
 
 import yaml
+
+# `retrain` without PREFECT_API_URL starts a temporary Prefect server; on a busy machine it can take
+# longer than Prefect's 20 s default to answer. Set before Prefect reads its settings; yours wins.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
