@@ -218,3 +218,21 @@ def test_torch_fidelity_loads_and_samples_generator_z(exported_z):
     z = np.random.RandomState(0).randn(16, 4).astype(np.float32)
     direct = ort.InferenceSession(str(z_path), providers=["CPUExecutionProvider"]).run(None, {"z": z})[0]
     np.testing.assert_array_equal(pixels[:16].numpy().astype(np.uint8), direct)
+
+
+def test_z_generator_of_the_two_stage_sampler_has_its_noise_size_and_ignores_the_last_column():
+    from eae.density import SecondStage
+    from eae.objectives.vae import SecondStageVAE
+
+    torch.manual_seed(0)
+    model = build_objective("eae", CFG, {"entropy_weight": 0.1})  # latent_dim 3
+    model(torch.rand(16, 1, 8, 8))
+    model.eval()
+    second = SecondStageVAE(3, 5, 8, 1)  # noise size 5 != latent size 3
+    stage = SecondStage(second.config, {k: v.detach().numpy() for k, v in second.state_dict().items()})
+    z_gen = ZGenerator(Generator(stage, model.decoder).eval())
+    assert z_gen.z_size == 6
+    z = torch.randn(8, 6)
+    other = torch.cat([z[:, :5], torch.randn(8, 1)], dim=1)
+    with torch.no_grad():
+        assert torch.equal(z_gen(z), z_gen(other)) and z_gen(z).shape == (8, 3, 8, 8)
