@@ -139,7 +139,7 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
     each key; the automations of `python -m pipelines.alerts` notify a webhook when the second run's
     model is worse than the promoted one and when a third run fails."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, TaskRunFilter
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     repo = make_tiny_repo(tmp_path / "repo")
@@ -173,22 +173,24 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
             assert "ended Failed" in failed and "stage 'train' failed" in failed
 
             with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-                def versions(key):
-                    return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+                def versions(key):  # newest first; prefect 3.8 needs every field (the task-run filter: made in a task)
+                    return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                                 flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(),
+                                                 limit=10, offset=0, sort="CREATED_DESC")
 
                 tables, notes = versions("eae-fid"), versions("eae-promotion")
                 assert len(tables) == len(notes) == 2  # the failed run published nothing
                 assert {t.type for t in tables} == {"table"} and {n.type for n in notes} == {"markdown"}
-                latest = max(tables, key=lambda a: a.created)
+                latest = tables[0]
                 rows = json.loads(latest.data) if isinstance(latest.data, str) else latest.data
                 gmm = next(r for r in rows if (r["sampler"], r["metric"]) == ("gmm", "frechet"))
                 assert gmm["this run"] == round(fid["gmm"], 4) and gmm["promoted"] == round(promoted_fid["gmm"], 4)
                 assert {r["sampler"] for r in rows} >= {"isotropic", "mvg", "gmm", "reconstruction"}
-                note = max(notes, key=lambda a: a.created).data
+                note = notes[0].data
                 commit = sh(["git", "rev-parse", "HEAD"], repo).strip()
                 assert note.startswith("# eae-retrain: kept the promoted generator") and commit in note
                 assert str(repo.resolve() / "reports" / "index.html") in note
-                assert min(notes, key=lambda a: a.created).data.startswith("# eae-retrain: promoted the new")
+                assert notes[1].data.startswith("# eae-retrain: promoted the new")
                 run = client.read_flow_run(latest.flow_run_id)
                 assert client.read_flow(run.flow_id).name == "eae-retrain"
     finally:
