@@ -57,12 +57,13 @@ def verify_file(path: str | Path, expected_sha256: str) -> None:
 
 def make_card(onnx_path: str | Path, decoder_path: str | Path, *, latent_dim: int, image_shape: list[int],
               sampler: str, n_components: int, dataset: str, opset: int, training: dict, evaluation: dict,
-              noise_dim: int | None = None, u_meaning: str | None = None) -> dict:
-    """The card for an exported generator (call after both .onnx files are final). ``noise_dim``:
-    columns of ``noise`` when they differ from latent_dim (the two-stage sampler's own latent size)."""
+              noise_dim: int | None = None, u_meaning: str | None = None, z_path: str | Path | None = None) -> dict:
+    """The card for an exported generator (call after the .onnx files are final). ``noise_dim``:
+    columns of ``noise`` when they differ from latent_dim (the two-stage sampler's own latent size).
+    ``z_path``: the same generator in torch-fidelity's contract (``eae.generator.ZGenerator``)."""
     onnx_path, decoder_path = Path(onnx_path), Path(decoder_path)
     c, h, w = image_shape
-    return {
+    card = {
         "format": FORMAT,
         "file": onnx_path.name,
         "sha256": sha256_file(onnx_path),
@@ -89,3 +90,14 @@ def make_card(onnx_path: str | Path, decoder_path: str | Path, *, latent_dim: in
                     "inputs": [{"name": "latent", "dtype": "float32", "shape": ["N", latent_dim]}],
                     "outputs": [{"name": "images", "dtype": "float32", "shape": ["N", c, h, w]}]},
     }
+    if z_path is not None:
+        z_size = (noise_dim or latent_dim) + 1
+        card["z_generator"] = {
+            "file": Path(z_path).name, "sha256": sha256_file(z_path), "z_size": z_size, "z_type": "normal",
+            "inputs": [{"name": "z", "dtype": "float32", "shape": ["N", z_size],
+                        "meaning": f"standard normal; columns 1..{z_size - 1} are noise, the last gives "
+                                   "u = Phi(z_last) (the normal CDF)"}],
+            "outputs": [{"name": "images", "dtype": "uint8", "shape": ["N", 3, h, w],
+                         "meaning": "round(255 * images), RGB (grayscale repeated); torch-fidelity's generator output"}],
+        }
+    return card

@@ -2,11 +2,14 @@
 
 Samplers map explicit randomness ``(noise [N, k], u [N])`` to codes [N, d]: ``MixtureSampler``
 (isotropic, MVG, GMM) uses both; ``SecondStageSampler`` (the two-stage VAE) decodes ``noise``
-with the second-stage VAE and ignores ``u``.
+with the second-stage VAE and ignores ``u``. ``ZGenerator`` wraps a generator in the contract
+torch-fidelity expects from a generative model (one standard normal input, uint8 RGB output).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import eae
 from eae.density import Mixture, SecondStage
 from eae.errors import EAEError
 from eae.runtime import draw_inputs
@@ -93,6 +97,48 @@ class Generator(nn.Module):
         return self.decoder(self.sampler(noise, u))
 
 
+def standard_normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    """Phi(x) = (1 + erf(x / sqrt(2))) / 2, the standard normal CDF (exported to ONNX as Erf)."""
+    return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+class ZGenerator(nn.Module):
+    """A generator in torch-fidelity's contract: ``z`` float32 [N, noise_dim + 1] of independent
+    standard normals -> uint8 [N, 3, H, W]. The first noise_dim columns are the generator's ``noise``;
+    the last one picks the mixture component through the standard normal CDF,
+
+        u = Phi(z_last) = (1 + erf(z_last / sqrt(2))) / 2        (~ U(0, 1) when z_last ~ N(0, 1))
+
+    (the second-stage sampler ignores it). Pixels are quantised like ``eae.runtime.to_uint8_nhwc``:
+    round(255 * x) (half to even), clipped to [0, 255]; a grayscale channel is repeated to RGB.
+    """
+
+    def __init__(self, generator: Generator):
+        super().__init__()
+        self.generator = generator
+
+    @property
+    def z_size(self) -> int:
+        return self.generator.noise_dim + 1
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        noise, z_last = z[:, :-1], z[:, -1]
+        images = self.generator(noise, standard_normal_cdf(z_last))
+        pixels = torch.clamp(torch.round(images * 255.0), 0.0, 255.0).to(torch.uint8)
+        return pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
+
+
+def image_metadata(channels: int, uint8: bool) -> dict[str, str]:
+    """ONNX's image metadata (onnx docs/MetadataProps.md) for an ``images`` output with ``channels``
+    channels: float pixels in [0, 1] (``uint8=False``) or 8-bit values (``uint8=True``), sRGB like
+    the training images."""
+    formats = {1: "Gray8", 3: "Rgb8"}
+    if channels not in formats:
+        raise EAEError(f"images with {channels} channels have no ONNX bitmap pixel format (1 or 3 expected)")
+    return {"Image.BitmapPixelFormat": formats[channels], "Image.ColorSpaceGamma": "SRGB",
+            "Image.NominalPixelRange": "NominalRange_0_255" if uint8 else "Normalized_0_1"}
+
+
 def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], opset: int) -> None:
     batch = torch.export.Dim("N", min=1)
     dynamic = tuple({0: batch} for _ in input_names)
@@ -105,11 +151,24 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], 
     program.save(str(path))
 
 
+# ONNX ModelProto fields: who wrote the file, and the version of its input/output contract (bumped
+# when the inputs or outputs change meaning; apps can refuse a version they do not know).
+PRODUCER = "eae"
+MODEL_VERSION = 1
+IMAGE_DIMS = ("DATA_BATCH", "DATA_CHANNEL", "DATA_FEATURE", "DATA_FEATURE")
+
+
 def export_onnx(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], input_names: list[str],
-                path: str | Path, metadata: dict[str, str], opset: int = 18, atol: float = 1e-4) -> float:
+                path: str | Path, metadata: dict[str, str], opset: int = 18, atol: float = 1e-4,
+                doc_string: str = "", model_version: int = MODEL_VERSION) -> float:
     """Export ``module`` (moved to CPU, eval mode; bake parametrizations first) to ONNX with a dynamic batch,
     attach ``metadata`` as metadata_props, check it, and verify onnxruntime agrees with torch on
-    batch sizes 1 and 7 within ``atol``. Writes atomically; returns the largest abs difference."""
+    batch sizes 1 and 7 within ``atol``. Writes atomically; returns the largest abs difference.
+
+    ONNX conventions: producer_name/producer_version name this package, ``model_version`` and
+    ``doc_string`` are set, and the output is denoted an IMAGE [DATA_BATCH, DATA_CHANNEL,
+    DATA_FEATURE, DATA_FEATURE] (onnx docs/TypeDenotation.md), which the ``Image.*`` keys of
+    ``image_metadata`` describe."""
     import onnx
 
     module = module.cpu().eval()
@@ -118,6 +177,12 @@ def export_onnx(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], inp
         with torch.no_grad():
             _export(module, example_inputs, tmp, input_names, opset)
         model = onnx.load(str(tmp))
+        model.producer_name, model.producer_version = PRODUCER, eae.__version__
+        model.model_version, model.doc_string = model_version, doc_string
+        output_type = model.graph.output[0].type
+        output_type.denotation = "IMAGE"
+        for dim, denotation in zip(output_type.tensor_type.shape.dim, IMAGE_DIMS):
+            dim.denotation = denotation
         for key, value in metadata.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, str(value)
@@ -127,6 +192,22 @@ def export_onnx(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], inp
         if max_diff > atol:
             raise EAEError(f"ONNX export of {path.name}: onnxruntime and torch differ by {max_diff:.2e} > {atol:.0e}")
     return max_diff
+
+
+def export_z_onnx(generator: Generator, path: str | Path, metadata: dict[str, str], opset: int = 18,
+                  about: str = "EAE generator") -> float:
+    """Export ``ZGenerator(generator)`` (torch-fidelity's contract) with ``metadata`` (the generator's
+    keys; inputs, outputs, image_shape and the Image.* keys are replaced by the z contract's).
+    torch and onnxruntime must agree within one 8-bit level (rounding at a .5 boundary may differ)."""
+    module = ZGenerator(generator)
+    z_size = module.z_size
+    _, h, w = json.loads(metadata["image_shape"])
+    inputs = f"z float32 [N, {z_size}] ~ N(0, I); columns 1..{z_size - 1} are the noise, the last gives u = Phi(z_last)"
+    outputs = "images uint8 [N, 3, H, W] = round(255 x), grayscale repeated to RGB"
+    meta = {**metadata, "inputs": inputs, "outputs": outputs, "image_shape": json.dumps([3, h, w]),
+            **image_metadata(3, uint8=True)}
+    return export_onnx(module, (torch.randn(2, z_size),), ["z"], path, meta, opset=opset, atol=1.0,
+                       doc_string=f"{about}, in torch-fidelity's generator contract: {inputs} -> {outputs}")
 
 
 def parity(module: nn.Module, onnx_path: str | Path, example_inputs: tuple[torch.Tensor, ...],
@@ -144,9 +225,9 @@ def parity(module: nn.Module, onnx_path: str | Path, example_inputs: tuple[torch
         expected = module(*inputs).numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = session.run(None, {name: x.numpy() for name, x in zip(input_names, inputs)})[0]
-    if got.shape != expected.shape:
-        raise EAEError(f"ONNX output shape {got.shape} != torch {expected.shape}")
-    return float(np.abs(got - expected).max())
+    if got.shape != expected.shape or got.dtype != expected.dtype:
+        raise EAEError(f"ONNX output {got.dtype} {got.shape} != torch {expected.dtype} {expected.shape}")
+    return float(np.abs(got.astype(np.float64) - expected.astype(np.float64)).max())  # no uint8 wrap-around
 
 
 def generated_batches(generator: Generator, n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:

@@ -180,10 +180,28 @@ class Generator:
     def info(self) -> dict:
         return {"path": str(self.path), "providers": self.providers, "latent_dim": self.latent_dim,
                 "noise_dim": self.noise_dim,
-                "image_shape": list(self.image_shape), "metadata": self.metadata,
+                "image_shape": list(self.image_shape), "model": model_fields(self.path, self.session),
+                "metadata": self.metadata,
                 "inputs": [{"name": i.name, "type": i.type, "shape": i.shape} for i in self.session.get_inputs()],
                 "outputs": [{"name": o.name, "type": o.type, "shape": o.shape} for o in self.session.get_outputs()],
                 "card": self.card}
+
+
+def model_fields(path: str | Path, session) -> dict:
+    """The ONNX ModelProto's own fields: producer, model_version, doc_string, and the output's type
+    denotation (what the ``Image.*`` metadata keys describe). onnxruntime exposes all but
+    producer_version and the denotation, which need the ``onnx`` package (read when it is installed)."""
+    meta = session.get_modelmeta()
+    fields = {"producer_name": meta.producer_name, "producer_version": None, "model_version": meta.version,
+              "doc_string": meta.description, "output_denotation": None}
+    try:
+        import onnx
+    except ImportError:
+        return fields
+    proto = onnx.load(str(path), load_external_data=False)
+    fields["producer_version"] = proto.producer_version
+    fields["output_denotation"] = proto.graph.output[0].type.denotation or None
+    return fields
 
 
 def save_grid_png(images_nhwc: np.ndarray, path: str | Path, ncol: int | None = None) -> None:

@@ -1,1 +1,26 @@
-"""DVC stage scripts: thin main()s that read params.yaml, call the eae library and write outputs."""
+"""DVC stage scripts: thin main()s that read params.yaml, call the eae library and write outputs.
+
+dvc.yaml runs each stage as ``python -m pipelines.<stage>`` with whatever ``python`` comes first
+on PATH (DVC runs commands through the shell). When that interpreter is not the project's
+environment (``make install`` builds ``.venv``; ``source .venv/bin/activate`` puts it first), a
+stage launched with ``-m`` stops here with one line and exit code 2, instead of running with
+other library versions or failing later on a missing module.
+"""
+
+import sys
+
+
+def _require_project_environment() -> None:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution("eae")
+    except PackageNotFoundError:
+        print(f"error: {sys.executable} is not this project's environment (the eae package is not installed "
+              "in it): run `source .venv/bin/activate` first (`make install` builds .venv), or "
+              "`pip install -e .` into the environment you use", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if sys.argv[:1] == ["-m"]:  # `python -m pipelines.<stage>` (argv[0] is "-m" while the package imports)
+    _require_project_environment()

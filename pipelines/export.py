@@ -1,6 +1,7 @@
 """Stage export: sampler + decoder -> models/generator.onnx; decoder alone -> models/decoder.onnx;
-the model card models/generator.json (shapes, objective and training params, the FIDs from
-evaluate, sha256)."""
+the generator in torch-fidelity's contract -> models/generator_z.onnx; the model card
+models/generator.json (shapes, objective and training params, the FIDs from evaluate, sha256s)
+and, rendered from the same card, models/README.md (Hugging Face model-card format)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from eae.card import card_path, make_card
 from eae.checkpoint import load_checkpoint, model_from_checkpoint
 from eae.density import TWO_STAGE, Mixture, load_samplers
 from eae.errors import EAEError
-from eae.generator import Generator, export_onnx
-from eae.io import read_json, write_json
-from pipelines._stage import CHECKPOINT, DECODER_ONNX, DENSITY, FID, GENERATOR_ONNX, log, run
+from eae.generator import Generator, export_onnx, export_z_onnx, image_metadata
+from eae.io import atomic_path, read_json, write_json
+from eae.modelcard import render_model_card
+from pipelines._stage import (CHECKPOINT, DECODER_ONNX, DENSITY, FID, GENERATOR_ONNX, GENERATOR_Z_ONNX, MODEL_README,
+                              log, run)
 from pipelines.config import load_params
 
 U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component"
@@ -48,18 +51,25 @@ def main() -> None:
         "seed": ckpt["params"]["seed"],
         "inputs": f"noise float32 [N, {k}] ~ N(0, I); {u_meaning}",
         "outputs": "images float32 [N, C, H, W] in [0, 1]",
+        **image_metadata(model.arch.image_shape[0], uint8=False),
     }
     if objective["name"] == "eae":
         metadata["entropy_weight"] = objective["weights"]["entropy_weight"]
+    about = f"{objective['name']} generator ({p.export.sampler} sampler + decoder) trained on {ckpt['dataset']}"
     diff = export_onnx(generator, (torch.randn(2, k), torch.rand(2)), ["noise", "u"], GENERATOR_ONNX,
-                       metadata, opset=p.export.opset, atol=p.export.tolerance)
+                       metadata, opset=p.export.opset, atol=p.export.tolerance,
+                       doc_string=f"{about}: {metadata['inputs']} -> {metadata['outputs']}")
     log.info("wrote %s (sampler %s), max |onnxruntime - torch| = %.2e", GENERATOR_ONNX, p.export.sampler, diff)
     decoder_meta = {key: v for key, v in metadata.items() if key not in ("sampler", "n_components", "inputs",
                                                                        "noise_dim")}
     decoder_meta["inputs"] = "latent float32 [N, latent_dim]"
     diff = export_onnx(model.decoder.baked(), (torch.randn(2, d),), ["latent"], DECODER_ONNX, decoder_meta,
-                       opset=p.export.opset, atol=p.export.tolerance)
+                       opset=p.export.opset, atol=p.export.tolerance,
+                       doc_string=f"decoder of the {about}: latent float32 [N, {d}] -> images")
     log.info("wrote %s, max |onnxruntime - torch| = %.2e", DECODER_ONNX, diff)
+    diff = export_z_onnx(generator, GENERATOR_Z_ONNX, metadata, opset=p.export.opset, about=about)
+    log.info("wrote %s (torch-fidelity's contract, z size %d), max |onnxruntime - torch| = %.0f level",
+             GENERATOR_Z_ONNX, k + 1, diff)
 
     training = {"objective": objective, "seed": ckpt["params"]["seed"],
                 "model": ckpt["params"]["model"], "train": ckpt["params"]["train"],
@@ -68,9 +78,13 @@ def main() -> None:
         training["entropy_weight"] = objective["weights"]["entropy_weight"]
     card = make_card(GENERATOR_ONNX, DECODER_ONNX, latent_dim=d, noise_dim=k, image_shape=list(model.arch.image_shape),
                      sampler=p.export.sampler, n_components=n_components, dataset=ckpt["dataset"],
-                     opset=p.export.opset, training=training, evaluation=read_json(FID), u_meaning=u_meaning)
+                     opset=p.export.opset, training=training, evaluation=read_json(FID), u_meaning=u_meaning,
+                     z_path=GENERATOR_Z_ONNX)
     write_json(card_path(GENERATOR_ONNX), card)
     log.info("wrote %s (sha256 %s, %.1f kB)", card_path(GENERATOR_ONNX), card["sha256"][:12], card["bytes"] / 1024)
+    with atomic_path(MODEL_README) as tmp:
+        tmp.write_text(render_model_card(card))
+    log.info("wrote %s (model card, Hugging Face format)", MODEL_README)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,17 @@ from pathlib import Path
 from typing import Iterator
 
 import yaml
-from prefect import flow, get_run_logger, task
 
+# `retrain` without PREFECT_API_URL starts a temporary Prefect server; on a busy machine it can take
+# longer than Prefect's 20 s default to answer. Set before Prefect reads its settings; yours wins.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
+
+from eae.io import read_json
+from pipelines import artifacts
 from pipelines import promote as promotion
 from pipelines._stage import dvc_stages
 
@@ -121,6 +130,27 @@ def promote(repo: str, metric: str) -> dict:
     return decision
 
 
+@task(name="publish artifacts")
+def publish_artifacts(repo: str, decision: dict | None) -> None:
+    """This run's Prefect artifacts under stable keys (table eae-fid, markdown eae-promotion; see
+    pipelines.artifacts) and, when the new model lost to the promoted one, the event
+    eae.metric.regressed that the automation of pipelines.alerts turns into a notification."""
+    root = Path(repo)
+    promoted = (decision.get("previous") or {}).get("evaluation") if decision else artifacts.promoted_evaluation(root)
+    create_table_artifact(artifacts.fid_table(read_json(root / "reports" / "fid.json"), promoted),
+                          key=artifacts.FID_KEY, description="Fréchet distance (and any other metric of "
+                          "reports/fid.json) per sampler: this run vs the model promoted before it")
+    revision = decision["revision"] if decision else promotion.revision(root)
+    create_markdown_artifact(artifacts.promotion_markdown(root, decision, revision), key=artifacts.PROMOTION_KEY,
+                             description="Promotion decision, revisions and where the report is")
+    payload = artifacts.regression(decision)
+    if payload is not None:
+        get_run_logger().warning("metric regression: %s", payload["reason"])
+        emit_event(artifacts.REGRESSED_EVENT, resource={"prefect.resource.id": f"eae.generator.{root.name}",
+                                                        "prefect.resource.name": str(root)},
+                   payload=payload)
+
+
 @flow(name="eae-retrain", log_prints=True)
 def retrain(repo: str = str(REPO), pull: bool = False, push: bool = False,
             set_params: dict[str, object] | None = None, experiment_name: str | None = None,
@@ -145,6 +175,7 @@ def retrain(repo: str = str(REPO), pull: bool = False, push: bool = False,
                 repro_stage.with_options(task_run_name=f"dvc repro {stage}")(str(root), stage, force)
                 ran.append(stage)
         decision = promote(str(root), metric) if promote_if_better else None
+        publish_artifacts(str(root), decision)
         if push:
             dvc_push(str(root))
     logger.info("retrain finished: %s", ", ".join(ran))

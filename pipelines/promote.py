@@ -1,6 +1,7 @@
 """Metric-gated promotion of the exported generator (no Prefect, no DVC calls: plain files).
 
-The candidate is models/generator.onnx + its card (models/generator.json) + models/decoder.onnx.
+The candidate is models/generator.onnx + its card (models/generator.json and, for people,
+models/README.md) + models/decoder.onnx + models/generator_z.onnx (torch-fidelity's contract).
 It replaces models/promoted/ only when its Fréchet distance (reports/fid.json, one sampler) is
 lower than the promoted model's, measured with the same feature extractor. The decision, both
 numbers and the git/DVC revision go to reports/promotion.json.
@@ -18,7 +19,7 @@ from eae.errors import EAEError
 from eae.io import atomic_dir, read_json, write_json
 from pipelines._stage import GENERATOR_ONNX, dvc_out_md5
 
-FILES = ("generator.onnx", "generator.json", "decoder.onnx")
+FILES = ("generator.onnx", "generator.json", "decoder.onnx", "generator_z.onnx", "README.md")
 
 
 def revision(repo: Path) -> dict:
@@ -48,7 +49,7 @@ def promote_if_better(repo: str | Path, metric: str = "gmm") -> dict:
         card = read_card(promoted / "generator.onnx")
         evaluation = card.get("evaluation", {})
         current = {"value": evaluation.get(metric), "feature_extractor": evaluation.get("feature_extractor"),
-                   "sampler": card.get("sampler"), "sha256": card.get("sha256")}
+                   "sampler": card.get("sampler"), "sha256": card.get("sha256"), "evaluation": evaluation}
 
     if current is None or current["value"] is None:
         promote, reason = True, "no promoted model yet"

@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 import yaml
 
+from eae.modelcard import read_front_matter
 from tests.browser import WIDTH, check_page, require_chromium, screenshot
 from tests.helpers import make_tiny_repo, repo_env, sh
 
@@ -50,6 +51,13 @@ def test_repro_writes_every_output(reproduced):
     images = session.run(None, {"noise": np.zeros((5, 4), np.float32), "u": np.full(5, 0.5, np.float32)})[0]
     assert images.shape == (5, 1, 16, 16) and 0 <= images.min() and images.max() <= 1
     assert (dst / "models/decoder.onnx").stat().st_size > 0
+    assert meta["Image.BitmapPixelFormat"] == "Gray8" and session.get_modelmeta().producer_name == "eae"
+    z_session = ort.InferenceSession(str(dst / "models/generator_z.onnx"), providers=["CPUExecutionProvider"])
+    z = np.zeros((3, 5), np.float32)  # noise_dim 4 + the component column
+    assert z_session.run(None, {"z": z})[0].shape == (3, 3, 16, 16)
+    card = read_front_matter((dst / "models/README.md").read_text())
+    (metric,) = card["model-index"][0]["results"][0]["metrics"]
+    assert metric["type"] == "frechet_distance_classifier" and metric["value"] == round(fid["gmm"], 6)
     assert "models" in (dst / "models/.gitignore").read_text() or "/eae.pt" in (dst / "models/.gitignore").read_text()
 
 

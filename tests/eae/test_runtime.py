@@ -11,11 +11,12 @@ import pytest
 import torch
 from onnx.reference import ReferenceEvaluator
 
+import eae
 from eae.card import make_card, sha256_file
 from eae.density import fit_gmm
 from eae.errors import EAEError
 from eae.generator import Generator as TorchGenerator
-from eae.generator import export_onnx
+from eae.generator import export_onnx, image_metadata
 from eae.io import write_json
 from eae.networks import ArchConfig
 from eae.objectives import build_objective
@@ -35,8 +36,10 @@ def models(tmp_path_factory):
     model.eval()
     mix = fit_gmm(np.random.default_rng(0).standard_normal((300, D)) * [1, 2, 3], 4, seed=0)
     torch_gen = TorchGenerator(mix, model.decoder).eval()
-    meta = {"latent_dim": D, "image_shape": "[1, 8, 8]", "sampler": "gmm", "dataset": "fixture"}
-    export_onnx(torch_gen, (torch.randn(2, D), torch.rand(2)), ["noise", "u"], out / "generator.onnx", meta)
+    meta = {"latent_dim": D, "image_shape": "[1, 8, 8]", "sampler": "gmm", "dataset": "fixture",
+            **image_metadata(1, uint8=False)}
+    export_onnx(torch_gen, (torch.randn(2, D), torch.rand(2)), ["noise", "u"], out / "generator.onnx", meta,
+                doc_string="fixture generator")
     export_onnx(model.decoder.baked(), (torch.randn(2, D),), ["latent"], out / "decoder.onnx",
                 {"latent_dim": D, "image_shape": "[1, 8, 8]"})
     card = make_card(out / "generator.onnx", out / "decoder.onnx", latent_dim=D, image_shape=[1, 8, 8],
@@ -183,3 +186,9 @@ def test_info_prints_card_and_providers(models, capsys):
     assert info["providers"] == ["CPUExecutionProvider"]
     assert info["card"]["sha256"] == sha256_file(out / "generator.onnx")
     assert [i["name"] for i in info["inputs"]] == ["noise", "u"]
+    # ONNX conventions: the ModelProto's own fields and the image metadata keys (onnx docs/MetadataProps.md)
+    assert info["model"] == {"producer_name": "eae", "producer_version": eae.__version__, "model_version": 1,
+                             "doc_string": "fixture generator", "output_denotation": "IMAGE"}
+    assert info["metadata"]["Image.BitmapPixelFormat"] == "Gray8"
+    assert info["metadata"]["Image.NominalPixelRange"] == "Normalized_0_1"
+    assert info["metadata"]["Image.ColorSpaceGamma"] == "SRGB"

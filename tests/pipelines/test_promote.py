@@ -14,6 +14,8 @@ def candidate(repo, payload: bytes, gmm: float, extractor="classifier"):
     reports.mkdir(exist_ok=True)
     (models / "generator.onnx").write_bytes(payload)
     (models / "decoder.onnx").write_bytes(b"decoder-" + payload)
+    (models / "generator_z.onnx").write_bytes(b"z-" + payload)
+    (models / "README.md").write_text(f"model card of {payload!r}")
     fid = {"gmm": gmm, "isotropic": 2 * gmm, "feature_extractor": extractor}
     card = {"format": FORMAT, "sha256": sha256_file(models / "generator.onnx"), "sampler": "gmm", "evaluation": fid}
     (models / "generator.json").write_text(json.dumps(card))
@@ -26,6 +28,8 @@ def test_first_candidate_is_promoted(tmp_path):
     assert decision["promoted"] and decision["previous"] is None
     assert (tmp_path / "models/promoted/generator.onnx").read_bytes() == b"v1"
     assert (tmp_path / "models/promoted/decoder.onnx").read_bytes() == b"decoder-v1"
+    assert (tmp_path / "models/promoted/generator_z.onnx").read_bytes() == b"z-v1"
+    assert (tmp_path / "models/promoted/README.md").read_text() == "model card of b'v1'"
     assert json.loads((tmp_path / "reports/promotion.json").read_text())["candidate"]["value"] == 3.0
 
 
@@ -42,6 +46,7 @@ def test_better_replaces_worse_keeps(tmp_path):
     assert (tmp_path / "models/promoted/generator.onnx").read_bytes() == b"v2"
     record = json.loads((tmp_path / "reports/promotion.json").read_text())
     assert record["promoted"] is False and record["previous"]["value"] == 2.0
+    assert record["previous"]["evaluation"] == {"gmm": 2.0, "isotropic": 4.0, "feature_extractor": "classifier"}
     assert {"git_commit", "git_dirty", "dvc_generator_md5"} <= set(record["revision"])
 
 
