@@ -44,16 +44,18 @@ def kl_entropy(z: torch.Tensor, k: int = 1) -> torch.Tensor:
     if not 1 <= k < n:
         raise ValueError(f"kl_entropy needs 1 <= k < N, got k={k}, N={n}")
     with torch.no_grad():
-        dist = torch.cdist(z, z)
-        dist.fill_diagonal_(float("inf"))
+        self_pairs = torch.eye(n, dtype=torch.bool, device=z.device)
+        dist = torch.cdist(z, z).masked_fill(self_pairs, float("inf"))  # out of place: torch.compile can trace it
         idx = dist.topk(k, dim=1, largest=False).indices[:, k - 1]
     rho_sq = (z - z[idx]).pow(2).sum(dim=1)
     mean_log_rho = 0.5 * torch.log(rho_sq + EPS).mean()
-    const = (
-        torch.special.digamma(torch.tensor(float(n), dtype=torch.float64))
-        - torch.special.digamma(torch.tensor(float(k), dtype=torch.float64))
-    ).item() + log_unit_ball_volume(d)
-    return const + d * mean_log_rho
+    return digamma_difference(n, k) + log_unit_ball_volume(d) + d * mean_log_rho
+
+
+def digamma_difference(n: int, k: int) -> float:
+    """psi(n) - psi(k) for integers n >= k >= 1: the harmonic sum  sum_{j=k}^{n-1} 1/j
+    (from psi(j + 1) = psi(j) + 1/j), a plain float (no tensor, nothing for torch.compile to break on)."""
+    return math.fsum(1.0 / j for j in range(k, n))
 
 
 def gaussian_entropy(cov: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -59,8 +60,8 @@ def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
-def cell_name(objective: str, seed: int) -> str:
-    return f"{PREFIX}-{objective}-s{seed}"
+def cell_name(objective: str, seed: int, prefix: str = PREFIX) -> str:
+    return f"{prefix}-{objective}-s{seed}"
 
 
 def experiment_records() -> list[dict]:
@@ -88,14 +89,15 @@ def queue_states(names: set[str]) -> dict[str, str]:
     return states
 
 
-def run_cells(cells: list[tuple[str, int]], overrides: list[str], jobs: int, poll_s: float) -> list[str]:
+def run_cells(cells: list[tuple[str, int]], overrides: list[str], jobs: int, poll_s: float,
+              prefix: str = PREFIX) -> list[str]:
     """Queue and run the cells; returns the names of those that failed."""
-    names = {cell_name(o, s) for o, s in cells}
+    names = {cell_name(o, s, prefix) for o, s in cells}
     stale = [r["name"] for r in experiment_records() if r["kind"] == "experiment" and r["name"] in names]
     if stale:  # earlier results of these cells on this commit: replaced (the run cache keeps what did not change)
         dvc("exp", "remove", *stale)
     for objective, seed in cells:
-        args = ["exp", "run", "--queue", "-n", cell_name(objective, seed), "-S", f"model.objective={objective}",
+        args = ["exp", "run", "--queue", "-n", cell_name(objective, seed, prefix), "-S", f"model.objective={objective}",
                 "-S", f"seed={seed}"]
         for item in overrides:
             args += ["-S", item]
@@ -131,12 +133,12 @@ def run_cells(cells: list[tuple[str, int]], overrides: list[str], jobs: int, pol
     return sorted(n for n, s in done.items() if s == "failed")
 
 
-def collect(cells: list[tuple[str, int]], baseline: str) -> list[dict]:
+def collect(cells: list[tuple[str, int]], baseline: str, prefix: str = PREFIX) -> list[dict]:
     by_name = {r["name"]: r for r in experiment_records()
                if r["kind"] == "experiment" and r["baseline"] == baseline[:7]}
     runs = []
     for objective, seed in cells:
-        record = by_name.get(cell_name(objective, seed))
+        record = by_name.get(cell_name(objective, seed, prefix))
         if record is not None and record["metrics"]:
             runs.append({"objective": objective, "seed": seed, "name": record["name"], "rev": record["rev"],
                          "metrics": record["metrics"]})
@@ -159,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a parameter for every cell (dvc exp run -S), e.g. train.epochs=10")
     ap.add_argument("--no-report", action="store_true", help="do not re-render reports/index.html")
+    ap.add_argument("--prefix", default=PREFIX, help="experiment names PREFIX-<objective>-s<seed> (a sweep "
+                    "of settings: one prefix per setting)")
+    ap.add_argument("--output", default=TABLE1, help="where the table goes (the report reads reports/table1.json)")
     ap.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging_setup()
@@ -178,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--set {item!r}: expected key=value for a key other than model.objective and seed")
         baseline = head_rev()
         cells = [(o, s) for o in objectives for s in range(args.seeds)]
-        failed = run_cells(cells, args.set, args.jobs, args.poll)
-        runs = collect(cells, baseline)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.prefix):
+            raise ConfigError(f"--prefix {args.prefix!r}: letters, digits, '_', '.', '-' only")
+        failed = run_cells(cells, args.set, args.jobs, args.poll, args.prefix)
+        runs = collect(cells, baseline, args.prefix)
         table = aggregate(runs, objectives, p.data.source)
         fid = json.loads(Path(FID).read_text()) if Path(FID).exists() else {}
         table.update({
@@ -192,14 +199,14 @@ def main(argv: list[str] | None = None) -> int:
             "wall_seconds": round(time.perf_counter() - start, 1),
             "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         })
-        write_json(TABLE1, table)
-        log.info("wrote %s: %d objectives x %d seeds in %.0f s%s", TABLE1, len(objectives), args.seeds,
+        write_json(args.output, table)
+        log.info("wrote %s: %d objectives x %d seeds in %.0f s%s", args.output, len(objectives), args.seeds,
                  time.perf_counter() - start, f"; failed: {', '.join(failed)}" if failed else "")
-        if not args.no_report:
+        if not args.no_report and Path(args.output) == Path(TABLE1):
             refresh_report()
         if failed:
             raise EAEError(f"{len(failed)} cell(s) failed ({', '.join(failed)}): see `dvc queue logs NAME`; "
-                           f"{TABLE1} holds the others")
+                           f"{args.output} holds the others")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
