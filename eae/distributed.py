@@ -30,11 +30,17 @@ Nothing here chooses a device or starts processes: the caller initialises the pr
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
+
+# torch 2.14 marks the public autograd all-gather deprecated in favour of a private module
+# (torch.distributed._functional_collectives); the public one is kept, without the warning.
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated",
+                        category=FutureWarning)
 
 
 class _ContiguousGrad(torch.autograd.Function):

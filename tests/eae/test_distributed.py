@@ -47,7 +47,7 @@ def data(step: int) -> torch.Tensor:
     return torch.rand(BATCH, *ARCH.image_shape, generator=torch.Generator().manual_seed(100 + step))
 
 
-def train_steps(name: str, shard: BatchShard) -> list[dict]:
+def train_steps(name: str, shard: BatchShard, device: str = "cpu") -> list[dict]:
     """STEPS SGD steps of objective ``name`` on this shard's rows of fixed global batches; per step:
     the global loss and statistics, every parameter's gradient and, after the step, every buffer.
 
@@ -56,31 +56,33 @@ def train_steps(name: str, shard: BatchShard) -> list[dict]:
     BatchNorm) becomes a step of size ~lr in a direction that differs between any two
     summation orders; that is Adam's doing, not the data parallelism's."""
     torch.manual_seed(0)
-    model = build_objective(name, ARCH, WEIGHTS[name]).distribute(shard)
-    loss_fn = data_parallel_loss(model) if shard.distributed else model.loss
+    model = build_objective(name, ARCH, WEIGHTS[name]).to(device).distribute(shard)
+    cuda = torch.device(device).type == "cuda"
+    loss_fn = data_parallel_loss(model, [torch.device(device).index or 0] if cuda else None) \
+        if shard.distributed else model.loss
     opt = torch.optim.SGD(model.parameters(), lr=1e-2)
     out = []
     for step in range(STEPS):
         torch.manual_seed(10 + step)  # the noise of the stochastic objectives
-        x = data(step)[shard.rows(BATCH)]
+        x = data(step)[shard.rows(BATCH)].to(device)
         loss, stats = loss_fn(x)
         opt.zero_grad()
         loss.backward()
-        grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()}
+        grads = {k: p.grad.detach().cpu().clone() for k, p in model.named_parameters()}
         opt.step()
         keys = ["loss", *stats]
         values = shard.mean(torch.stack([loss.detach(), *stats.values()]))
         out.append({"stats": dict(zip(keys, values.tolist())), "grads": grads,
-                    "buffers": {k: b.clone() for k, b in model.named_buffers()}})
+                    "buffers": {k: b.cpu().clone() for k, b in model.named_buffers()}})
     return out
 
 
-def rank_main(rank: int, port: int, path: str) -> None:
+def rank_main(rank: int, port: int, path: str, backend: str = "gloo", device: str = "cpu") -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
         shard = BatchShard.from_process_group()
-        results = {name: train_steps(name, shard) for name in OBJECTIVES}
+        results = {name: train_steps(name, shard, device) for name in OBJECTIVES}
         if rank == 0:
             torch.save(results, path)
     finally:
@@ -102,11 +104,11 @@ def two_processes(tmp_path_factory):
     return torch.load(path, weights_only=True)
 
 
-@pytest.mark.parametrize("name", sorted(WEIGHTS))
-def test_two_ranks_equal_one_process_on_the_whole_batch(two_processes, name):
-    single = train_steps(name, LOCAL)
+def worst_differences(single: list[dict], ranks: list[dict]) -> dict[str, float]:
+    """Largest relative differences of the statistics, gradients and buffers of two runs, asserting
+    each is within TOLERANCE."""
     worst = {"loss": 0.0, "grad": 0.0, "buffer": 0.0}
-    for step, (ref, got) in enumerate(zip(single, two_processes[name])):
+    for step, (ref, got) in enumerate(zip(single, ranks)):
         for key, value in ref["stats"].items():
             err = abs(got["stats"][key] - value) / max(abs(value), 1e-6)
             worst["loss"] = max(worst["loss"], err)
@@ -120,6 +122,12 @@ def test_two_ranks_equal_one_process_on_the_whole_batch(two_processes, name):
             err = relative(got["buffers"][key].double(), b.double(), 1.0)
             worst["buffer"] = max(worst["buffer"], err)
             assert err <= TOLERANCE, (step, key, err)
+    return worst
+
+
+@pytest.mark.parametrize("name", sorted(WEIGHTS))
+def test_two_ranks_equal_one_process_on_the_whole_batch(two_processes, name):
+    worst = worst_differences(train_steps(name, LOCAL), two_processes[name])
     print(f"{name}: max relative difference {worst}")
 
 
