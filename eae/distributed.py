@@ -108,9 +108,6 @@ class BatchShard:
                            device=x.device)
         return full[self.rows(len(full))]
 
-    def global_rows(self, local_rows: int) -> int:
-        return local_rows * self.world_size
-
     def mean(self, values: torch.Tensor) -> torch.Tensor:
         """The average of ``values`` over the ranks (no gradient): per-batch statistics of the
         global batch from the ranks' local means."""

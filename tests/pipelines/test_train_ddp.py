@@ -1,7 +1,7 @@
-"""The train stage as two gloo processes on CPU (torchrun, launched by the stage itself): the
-weights of one process, rank 0 alone writing the outputs, and a failing rank that fails the
-stage with its own error, without hanging, after which a rerun resumes to the weights of an
-uninterrupted run."""
+"""The train stage as two gloo processes on CPU, launched by the stage itself through torchrun, on
+one "machine" or two: the weights of one process, rank 0 alone writing the outputs, and a failing
+rank that fails the stage with its own error, without hanging, after which a rerun resumes to the
+weights of an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -89,6 +89,30 @@ def test_two_processes_give_the_weights_of_one(prepared, tmp_path):
     history = [torch.load(d / "models/eae.pt", weights_only=True)["metrics"]["history"] for d in (one, two)]
     for key in history[0]:
         assert history[1][key] == pytest.approx(history[0][key], rel=1e-4), key
+
+
+def test_two_machines_each_running_the_stage(prepared, tmp_path):
+    """Two "machines" (workspaces) of one process each, joined by a static rendezvous at node 0's
+    endpoint: node 0 writes the outputs, node 1 none; the weights are those of one process."""
+    from tests.pipelines.test_prefect_server import free_port
+
+    one = workspace(prepared, tmp_path / "one", **EQUIVALENCE)
+    layout = {**EQUIVALENCE["train"], "nnodes": 2, "rdzv_endpoint": f"127.0.0.1:{free_port()}"}
+    nodes = [workspace(prepared, tmp_path / f"node{i}", train=layout) for i in range(2)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EAE_")}
+    procs = [subprocess.Popen([sys.executable, "-m", "pipelines.train"], cwd=node, text=True,
+                              env={**env, "PYTHONPATH": str(ROOT), "EAE_TRAIN__NODE_RANK": str(i)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i, node in enumerate(nodes)]
+    outs = [proc.communicate(timeout=600)[0] for proc in procs]
+    for proc, out in zip(procs, outs):
+        assert proc.returncode == 0, out[-4000:]
+    assert "--rdzv-backend=static" in outs[0] and "rank 0 of 2" in outs[0]
+    assert (nodes[0] / "models/eae.pt").exists() and not (nodes[1] / "models").exists()
+    assert not (nodes[1] / "dvclive").exists() and not (nodes[1] / "reports").exists()
+    ok(stage(one))
+    a, b = weights(one / "models/eae.pt"), weights(nodes[0] / "models/eae.pt")
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a if a[k].is_floating_point() and k not in GAUGE)
+    assert worst <= 1e-4, worst
 
 
 INJECT = '''
