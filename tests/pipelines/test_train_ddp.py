@@ -69,10 +69,16 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["state_dict"]
 
 
-def test_two_processes_give_the_weights_of_one(prepared, tmp_path):
-    one = workspace(prepared, tmp_path / "one", **EQUIVALENCE)
+@pytest.fixture(scope="module")
+def one(prepared, tmp_path_factory) -> Path:
+    """The single-process run the data-parallel ones are compared with."""
+    d = workspace(prepared, tmp_path_factory.mktemp("single") / "one", **EQUIVALENCE)
+    ok(stage(d))
+    return d
+
+
+def test_two_processes_give_the_weights_of_one(prepared, one, tmp_path):
     two = workspace(prepared, tmp_path / "two", train={**EQUIVALENCE["train"], "nproc_per_node": 2})
-    ok(stage(one))
     out = ok(stage(two))
     assert "torchrun --nproc-per-node=2" in out and "rank 0 of 2 on cpu (gloo)" in out
     a, b = weights(one / "models/eae.pt"), weights(two / "models/eae.pt")
@@ -91,12 +97,11 @@ def test_two_processes_give_the_weights_of_one(prepared, tmp_path):
         assert history[1][key] == pytest.approx(history[0][key], rel=1e-4), key
 
 
-def test_two_machines_each_running_the_stage(prepared, tmp_path):
+def test_two_machines_each_running_the_stage(prepared, one, tmp_path):
     """Two "machines" (workspaces) of one process each, joined by a static rendezvous at node 0's
     endpoint: node 0 writes the outputs, node 1 none; the weights are those of one process."""
     from tests.pipelines.test_prefect_server import free_port
 
-    one = workspace(prepared, tmp_path / "one", **EQUIVALENCE)
     layout = {**EQUIVALENCE["train"], "nnodes": 2, "rdzv_endpoint": f"127.0.0.1:{free_port()}"}
     nodes = [workspace(prepared, tmp_path / f"node{i}", train=layout) for i in range(2)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("EAE_")}
@@ -109,7 +114,6 @@ def test_two_machines_each_running_the_stage(prepared, tmp_path):
     assert "--rdzv-backend=static" in outs[0] and "rank 0 of 2" in outs[0]
     assert (nodes[0] / "models/eae.pt").exists() and not (nodes[1] / "models").exists()
     assert not (nodes[1] / "dvclive").exists() and not (nodes[1] / "reports").exists()
-    ok(stage(one))
     a, b = weights(one / "models/eae.pt"), weights(nodes[0] / "models/eae.pt")
     worst = max(float((a[k] - b[k]).abs().max()) for k in a if a[k].is_floating_point() and k not in GAUGE)
     assert worst <= 1e-4, worst
