@@ -5,19 +5,23 @@ from __future__ import annotations
 import torch
 
 from eae.batches import batches
+from eae.distributed import LOCAL, BatchShard
 from eae.objectives import Objective
 
 
 def train_epoch(objective: Objective, optimizer: torch.optim.Optimizer, images: torch.Tensor, batch_size: int,
                 generator: torch.Generator | None = None, progress=None, device: torch.device | None = None,
                 amp_dtype: torch.dtype | None = None, channels_last: bool = False,
-                loss_fn=None) -> dict[str, float]:
+                loss_fn=None, shard: BatchShard = LOCAL) -> dict[str, float]:
     """One pass over ``images`` (uint8, on the training device or pinned on the CPU with ``device``),
     one optimizer step per minibatch on ``objective.loss(x)``. Returns the mean of each statistic.
 
     amp_dtype: run the networks under autocast in this dtype (e.g. torch.bfloat16); the
         objectives compute their loss terms in float32. loss_fn: a compiled ``objective.loss``
-        to call instead of it.
+        to call instead of it, or its DistributedDataParallel wrapper.
+    shard: this process's part of every global batch of ``batch_size`` (``eae.distributed``; the
+        objective must be distributed over the same shard): every rank draws the same permutation
+        and takes its rows; the statistics returned are those of the global batches.
     Incomplete final batches are dropped: batch statistics (BatchNorm, the k-NN entropy, MMD)
     need the full minibatch.
     """
@@ -26,7 +30,8 @@ def train_epoch(objective: Objective, optimizer: torch.optim.Optimizer, images: 
     dev = device or images.device
     totals: dict[str, torch.Tensor] = {}
     steps = 0
-    for x in batches(images, batch_size, generator, device=device, channels_last=channels_last):
+    for x in batches(images, batch_size, generator, device=device, channels_last=channels_last,
+                     rows=(shard.rank, shard.world_size)):
         with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
             loss, stats = step_loss(x)
         optimizer.zero_grad(set_to_none=True)
@@ -39,7 +44,9 @@ def train_epoch(objective: Objective, optimizer: torch.optim.Optimizer, images: 
             progress.update(1)
     if steps == 0:
         raise ValueError(f"no full batch: {len(images)} images, batch_size {batch_size}")
-    result = {key: float(v / steps) for key, v in totals.items()}
+    keys = list(totals)
+    means = shard.mean(torch.stack([torch.as_tensor(totals[k], dtype=torch.float32) for k in keys]) / steps)
+    result = {key: float(v) for key, v in zip(keys, means.cpu())}
     if not all(torch.isfinite(torch.tensor(list(result.values())))):
         raise FloatingPointError(f"training diverged: {result}")
     return result

@@ -76,6 +76,16 @@ class TrainParams(_Section):
     amp: Literal["none", "bf16"] = "none"
     channels_last: bool = False
     compile: bool = False
+    # Data-parallel training (torchrun DDP, exact: the global batch is train.batch_size). With more
+    # than one process in all, the stage launches torchrun itself (pipelines/launch.py).
+    nproc_per_node: int = Field(1, ge=1, description="training processes on this machine (one per GPU)")
+    nnodes: int = Field(1, ge=1, description="machines training together; each runs the train stage")
+    node_rank: int = Field(0, ge=0, description="this machine's rank among nnodes; 0 writes the outputs "
+                                                "(set per machine: EAE_TRAIN__NODE_RANK)")
+    rdzv_endpoint: str | None = Field(None, pattern=r"^[^\s:]+:[0-9]+$",
+                                      description="host:port of node 0, reachable from every node (nnodes > 1)")
+    dist_backend: Literal["auto", "nccl", "gloo"] = Field("auto", description="auto: nccl on CUDA, gloo on CPU")
+    dist_timeout_s: float = Field(600.0, gt=0, description="a collective waiting longer fails the run")
 
 
 class EAEWeights(_Section):
@@ -214,6 +224,14 @@ class Params(BaseSettings):
         if self.model.objective == "eae" and self.objectives.eae.entropy_k >= self.train.batch_size:
             raise ValueError(f"objectives.eae.entropy_k ({self.objectives.eae.entropy_k}) must be smaller than "
                              f"train.batch_size ({self.train.batch_size}): the k-th neighbour is searched in the batch")
+        t = self.train
+        if t.batch_size % (t.nproc_per_node * t.nnodes):
+            raise ValueError(f"train.batch_size ({t.batch_size}) must be a multiple of the number of training "
+                             f"processes, train.nproc_per_node x train.nnodes ({t.nproc_per_node * t.nnodes})")
+        if t.node_rank >= t.nnodes:
+            raise ValueError(f"train.node_rank ({t.node_rank}) must be smaller than train.nnodes ({t.nnodes})")
+        if t.nnodes > 1 and not t.rdzv_endpoint:
+            raise ValueError("train.rdzv_endpoint (host:port of node 0) is required when train.nnodes > 1")
         if self.export.sampler == "two_stage" and self.model.objective != "two_stage_vae":
             raise ValueError(f"export.sampler two_stage needs model.objective two_stage_vae "
                              f"(got {self.model.objective})")

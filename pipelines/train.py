@@ -6,10 +6,17 @@ Trains ``model.objective`` (``eae.objectives``; the EAE by default) with its wei
 An interrupted run resumes from its last saved state (``train.checkpoint_every``) when
 restarted with the same parameters and data; on CPU it ends with the same weights as an
 uninterrupted run.
+
+With ``train.nproc_per_node`` x ``train.nnodes`` > 1 the stage launches torchrun and trains
+data-parallel (``pipelines.launch``): every rank keeps the uint8 training set (on its GPU when it
+fits ``train.max_device_data_gb``) and takes its rows of every global batch of
+``train.batch_size``; the numbers equal one process's (``eae.distributed``). Rank 0 writes the
+checkpoint, the metrics, dvclive/ and the resume state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -19,6 +26,7 @@ from dvclive import Live
 from tqdm import tqdm
 
 from eae.checkpoint import save_checkpoint
+from eae.distributed import data_parallel_loss
 from eae.images import image_grid
 from eae.inference import reconstruct
 from eae.io import write_json
@@ -28,8 +36,9 @@ from eae.prepared import read_manifest, read_split
 from eae.resume import fingerprint, load_state, restore, save_state
 from eae.seed import seed_everything
 from eae.train import train_epoch
-from pipelines._stage import CHECKPOINT, DVCLIVE, PREPARED, TRAIN_METRICS, log, resolve_device, run
-from pipelines.config import ConfigError, load_params
+from pipelines._stage import CHECKPOINT, DVCLIVE, PREPARED, TRAIN_METRICS, log, run
+from pipelines.config import ConfigError, Params, load_params
+from pipelines.launch import LAUNCH_KEYS, broadcast, launch, needs_launcher, record_errors, worker
 
 # Scratch space inside the workspace, ignored by git and DVC; removed when training completes.
 RESUME_STATE = ".dvc/tmp/eae/train_state.pt"
@@ -58,85 +67,110 @@ def sample_grid(model: Objective, noise: torch.Tensor) -> np.ndarray:
 
 def main() -> None:
     p = load_params()
+    if needs_launcher(p.train):
+        launch(p.train, "pipelines.train")  # the workers run this module again, as torchrun workers
+        return
+    record_errors(train)(p)
+
+
+def train(p: Params) -> None:
     t = p.train
     seed_everything(p.seed)
-    device = resolve_device(t.device)
-    manifest = read_manifest(PREPARED)
-    train, on_device = place_data(read_split(PREPARED, "train").images, device, t.max_device_data_gb)
+    with worker(t) as (shard, device):
+        lead = shard.rank == 0  # writes every output
+        manifest = read_manifest(PREPARED)
+        images, on_device = place_data(read_split(PREPARED, "train").images, device, t.max_device_data_gb)
+        if len(images) < t.batch_size:
+            raise ConfigError(f"train.batch_size {t.batch_size} exceeds the {len(images)} training images")
+
+        arch = ArchConfig(image_shape=tuple(manifest["image_shape"]), latent_dim=p.model.latent_dim,
+                          encoder_channels=tuple(p.model.encoder_channels),
+                          decoder_channels=tuple(p.model.decoder_channels), kernel_size=p.model.kernel_size)
+        weights = p.objective_weights()
+        model = build_objective(p.model.objective, arch, weights).to(device).distribute(shard)
+        if t.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        series = (*model.series, "lr")
+        log.info("objective %s %s, networks %s: %.2fM parameters", p.model.objective, weights,
+                 model.arch.to_dict(), sum(x.numel() for x in model.parameters()) / 1e6)
+        optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
+        shuffle = torch.Generator().manual_seed(p.seed)
+        noise = torch.randn(64, arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
+
+        # Everything but the epoch count, the device and the process layout must match for a saved
+        # state to be resumed (the process layout does not change the numbers: eae.distributed).
+        resumable = {"seed": p.seed, "objective": model.describe(), "model": p.model.model_dump(),
+                     "train": t.model_dump(exclude={"epochs", "device", "checkpoint_every", "sample_every",
+                                                    *LAUNCH_KEYS}),
+                     "data": manifest["content_hash"]}
+        key = fingerprint(resumable)
+        history: dict[str, list[float]] = {s: [] for s in series}
+        first_epoch = 0
+        if lead:  # rank 0 reads the state (the other machines may not have it) and sends it to all
+            state, why_not = load_state(RESUME_STATE, key) if t.checkpoint_every else (None, "checkpoint_every is 0")
+            if state is not None and state["epoch"] > t.epochs:
+                state, why_not = None, f"it is past train.epochs ({state['epoch']} > {t.epochs})"
+            if state is None and Path(RESUME_STATE).exists():
+                log.info("not resuming from %s: %s", RESUME_STATE, why_not)
+        state = broadcast(state if lead else None, shard)
+        if state is not None:
+            restore(state, model, optimizer, scheduler, shuffle)
+            history, first_epoch = state["history"], state["epoch"]
+            log.info("resuming from %s after epoch %d", RESUME_STATE, first_epoch)
+
+        loss_fn = data_parallel_loss(model, [device.index] if device.type == "cuda" else None) \
+            if shard.distributed else None
+        if t.compile:
+            loss_fn = torch.compile(loss_fn or model.loss)
+        amp = torch.bfloat16 if t.amp == "bf16" else None
+        steps = len(images) // t.batch_size
+        start = time.perf_counter()
+        with (Live(DVCLIVE, save_dvc_exp=False, dvcyaml=None) if lead else contextlib.nullcontext()) as live, \
+                tqdm(total=t.epochs * steps, initial=first_epoch * steps, desc="train", unit="step", mininterval=2,
+                     disable=not lead) as bar:
+            for epoch in range(first_epoch if lead else 0):  # the curves of a resumed run start at epoch 1
+                for s in series:
+                    live.log_metric(f"train/{s}", history[s][epoch])
+                live.next_step()
+            for epoch in range(first_epoch, t.epochs):
+                model.start_epoch(epoch)  # every rank: schedules of the objective's weights
+                lr = optimizer.param_groups[0]["lr"]
+                stats = train_epoch(model, optimizer, images, t.batch_size, generator=shuffle, progress=bar,
+                                    device=None if on_device else device, amp_dtype=amp,
+                                    channels_last=t.channels_last, loss_fn=loss_fn, shard=shard)
+                scheduler.step()
+                stats["lr"] = lr
+                for s in series:
+                    history[s].append(stats[s])
+                bar.set_postfix(epoch=epoch + 1, **{s: f"{stats[s]:.3f}" for s in model.series[1:]})
+                if not lead:
+                    continue
+                for s in series:
+                    live.log_metric(f"train/{s}", stats[s])
+                if t.sample_every and ((epoch + 1) % t.sample_every == 0 or epoch + 1 == t.epochs):
+                    live.log_image(f"samples/epoch_{epoch + 1:04d}.png", sample_grid(model, noise))
+                live.next_step()
+                if t.checkpoint_every and (epoch + 1) % t.checkpoint_every == 0 and epoch + 1 < t.epochs:
+                    save_state(RESUME_STATE, fingerprint=key, epoch=epoch + 1, model=model, optimizer=optimizer,
+                               scheduler=scheduler, shuffle=shuffle, history=history)
+        if lead:
+            write_outputs(p, model, manifest, history, first_epoch, time.perf_counter() - start)
+
+
+def write_outputs(p: Params, model: Objective, manifest: dict, history: dict, first_epoch: int,
+                  seconds: float) -> None:
+    """The stage's outputs (rank 0 only): checkpoint, metrics; the resume state is then obsolete."""
     test = torch.from_numpy(read_split(PREPARED, "test").images)
-    if len(train) < t.batch_size:
-        raise ConfigError(f"train.batch_size {t.batch_size} exceeds the {len(train)} training images")
-
-    arch = ArchConfig(image_shape=tuple(manifest["image_shape"]), latent_dim=p.model.latent_dim,
-                      encoder_channels=tuple(p.model.encoder_channels),
-                      decoder_channels=tuple(p.model.decoder_channels), kernel_size=p.model.kernel_size)
-    weights = p.objective_weights()
-    model = build_objective(p.model.objective, arch, weights).to(device)
-    if t.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    series = (*model.series, "lr")
-    log.info("objective %s %s, networks %s: %.2fM parameters", p.model.objective, weights, model.arch.to_dict(),
-             sum(x.numel() for x in model.parameters()) / 1e6)
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
-    shuffle = torch.Generator().manual_seed(p.seed)
-    noise = torch.randn(64, arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
-
-    # Everything but the epoch count and device must match for a saved state to be resumed.
-    resumable = {"seed": p.seed, "objective": model.describe(), "model": p.model.model_dump(),
-                 "train": t.model_dump(exclude={"epochs", "device", "checkpoint_every", "sample_every"}),
-                 "data": manifest["content_hash"]}
-    key = fingerprint(resumable)
-    history: dict[str, list[float]] = {s: [] for s in series}
-    first_epoch = 0
-    state, why_not = load_state(RESUME_STATE, key) if t.checkpoint_every else (None, "checkpoint_every is 0")
-    if state is not None and state["epoch"] > t.epochs:
-        state, why_not = None, f"it is past train.epochs ({state['epoch']} > {t.epochs})"
-    if state is not None:
-        restore(state, model, optimizer, scheduler, shuffle)
-        history, first_epoch = state["history"], state["epoch"]
-        log.info("resuming from %s after epoch %d", RESUME_STATE, first_epoch)
-    elif Path(RESUME_STATE).exists():
-        log.info("not resuming from %s: %s", RESUME_STATE, why_not)
-
-    loss_fn = torch.compile(model.loss) if t.compile else None
-    amp = torch.bfloat16 if t.amp == "bf16" else None
-    steps = len(train) // t.batch_size
-    start = time.perf_counter()
-    with Live(DVCLIVE, save_dvc_exp=False, dvcyaml=None) as live, \
-            tqdm(total=t.epochs * steps, initial=first_epoch * steps, desc="train", unit="step", mininterval=2) as bar:
-        for epoch in range(first_epoch):  # the curves of a resumed run start at epoch 1
-            for s in series:
-                live.log_metric(f"train/{s}", history[s][epoch])
-            live.next_step()
-        for epoch in range(first_epoch, t.epochs):
-            model.start_epoch(epoch)
-            lr = optimizer.param_groups[0]["lr"]
-            stats = train_epoch(model, optimizer, train, t.batch_size, generator=shuffle, progress=bar,
-                                device=None if on_device else device, amp_dtype=amp,
-                                channels_last=t.channels_last, loss_fn=loss_fn)
-            scheduler.step()
-            stats["lr"] = lr
-            for s in series:
-                history[s].append(stats[s])
-                live.log_metric(f"train/{s}", stats[s])
-            if t.sample_every and ((epoch + 1) % t.sample_every == 0 or epoch + 1 == t.epochs):
-                live.log_image(f"samples/epoch_{epoch + 1:04d}.png", sample_grid(model, noise))
-            live.next_step()
-            if t.checkpoint_every and (epoch + 1) % t.checkpoint_every == 0 and epoch + 1 < t.epochs:
-                save_state(RESUME_STATE, fingerprint=key, epoch=epoch + 1, model=model, optimizer=optimizer,
-                           scheduler=scheduler, shuffle=shuffle, history=history)
-            bar.set_postfix(epoch=epoch + 1, **{s: f"{stats[s]:.3f}" for s in model.series[1:]})
-
-    n_pix = arch.image_shape[0] * arch.image_shape[1] * arch.image_shape[2]
+    shape = model.arch.image_shape
     test_mse = float((reconstruct(model, test).cpu() - test.float() / 255).pow(2).mean())
     final = {s: history[s][-1] for s in model.series}
     metrics = {
         **{f"final_{s}": v for s, v in final.items()},
-        "train_mse_per_pixel": final["recon"] / n_pix,
+        "train_mse_per_pixel": final["recon"] / (shape[0] * shape[1] * shape[2]),
         "test_mse_per_pixel": test_mse,
-        "epochs": t.epochs,
-        "train_seconds": round(time.perf_counter() - start, 2),
+        "epochs": p.train.epochs,
+        "train_seconds": round(seconds, 2),
         "resumed_from_epoch": first_epoch,
     }
     save_checkpoint(CHECKPOINT, model, params=p.model_dump(), metrics={**metrics, "history": history},

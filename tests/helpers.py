@@ -57,3 +57,9 @@ def make_tiny_repo(dst: Path, overrides: dict | None = None, params_file: str = 
     sh(["git", "add", "-A"], dst)
     sh(["git", "commit", "-qm", "tiny"], dst)
     return dst
+
+
+def clone(origin: Path, dst: Path) -> Path:
+    """A fresh git clone of ``origin`` (DVC outputs absent until pulled or reproduced)."""
+    sh(["git", "clone", "-q", str(origin), str(dst)], origin.parent)
+    return dst

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import torch
 
+from eae.distributed import LOCAL, BatchShard
 from eae.networks import ArchConfig
 from eae.objectives.base import Objective, Stats, reconstruction_loss
 
 
 def jacobian_sq_norm(x_hat: torch.Tensor, z: torch.Tensor, probes: int = 1,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, shard: BatchShard = LOCAL) -> torch.Tensor:
     """(1/N) Σ_n ||J_n||²_F with J_n = ∂x_hat_n / ∂z_n, differentiable (for a gradient penalty).
 
     ``probes`` >= 1: Hutchinson's estimator, E_v ||J^T v||² = ||J||²_F for v ~ N(0, I) in image
@@ -34,7 +35,8 @@ def jacobian_sq_norm(x_hat: torch.Tensor, z: torch.Tensor, probes: int = 1,
     ``probes`` = 0: exact, one reverse pass per output value (C*H*W passes: for tests and tiny
     decoders). Through a decoder with train-mode BatchNorm, x_hat_n also depends slightly on the
     other codes of the batch; like the reference implementations, those O(1/N) cross terms are
-    part of the penalty.
+    part of the penalty. With a ``shard`` (``eae.distributed``) the probes are this rank's rows of a
+    draw for the global batch, and the mean is over the local rows.
     """
     flat = x_hat.flatten(1)
     n, p = flat.shape
@@ -51,7 +53,7 @@ def jacobian_sq_norm(x_hat: torch.Tensor, z: torch.Tensor, probes: int = 1,
         return total / n
     total = z.new_zeros(())
     for _ in range(probes):
-        v = torch.randn(flat.shape, generator=generator, dtype=flat.dtype, device=flat.device)
+        v = shard.randn_like(flat, generator=generator)
         g, = torch.autograd.grad(flat, z, grad_outputs=v, create_graph=True, retain_graph=True)
         total = total + g.pow(2).sum()
     return total / (n * probes)
@@ -85,7 +87,7 @@ class RegularizedAE(Objective):
         if self.l2 > 0:
             loss = loss + self.l2 * self.decoder_l2()
         if "gradient_penalty" in self.series:
-            gp = jacobian_sq_norm(x_hat.float(), z, self.gp_probes)
+            gp = jacobian_sq_norm(x_hat.float(), z, self.gp_probes, shard=self.shard)
             loss = loss + self.gp_weight * gp
             stats["gradient_penalty"] = gp.detach()
         return loss, {"loss": loss.detach(), **stats}
@@ -137,6 +139,7 @@ class RAEGP(RegularizedAE):
 
     name = "rae_gp"
     series = ("loss", "recon", "embedding", "gradient_penalty")
+    double_backward = True
 
     def __init__(self, arch: ArchConfig, *, embedding_weight: float, gp_weight: float,
                  gp_probes: int = 1):

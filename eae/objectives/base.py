@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from eae.distributed import LOCAL, BatchShard, sync_batchnorm
 from eae.networks import ArchConfig, Decoder, Encoder
 
 Stats = dict[str, torch.Tensor]
@@ -40,6 +41,10 @@ class Objective(nn.Module):
             BatchNorm'd code, a VAE's posterior mean).
         forward(x) -> (z, x_hat): code and deterministic reconstruction.
         decoder(z) -> images: what the generator exports.
+        distribute(shard): train on one rank's rows of a global minibatch (``eae.distributed``):
+            batch statistics over the whole batch, noise drawn for the whole batch. ``loss`` then
+            computes per-image means over the local rows and batch functions on ``shard.gather``-ed
+            tensors, so that DistributedDataParallel's averaged gradient is the single-process one.
     """
 
     name: ClassVar[str] = ""
@@ -47,6 +52,11 @@ class Objective(nn.Module):
     #: True when the training objective pulls the codes towards N(0, I), so the isotropic sampler
     #: is the model's own prior; for the others N(0, I) is only a reference point.
     isotropic_prior: ClassVar[bool] = False
+    #: True when ``loss`` differentiates through a gradient (a penalty on it): BatchNorm layers
+    #: then need a second derivative when distributed.
+    double_backward: ClassVar[bool] = False
+    #: The rows of the global minibatch this process holds (``distribute``); LOCAL: all of them.
+    shard: BatchShard = LOCAL
 
     def __init__(self, arch: ArchConfig, *, encoder_outputs: int | None = None, spectral_norm: bool | None = None,
                  **loss_weights: Any):
@@ -75,6 +85,15 @@ class Objective(nn.Module):
     def start_epoch(self, epoch: int) -> None:
         """Called by the training loop before epoch ``epoch`` (0-based, also when resuming);
         objectives with a schedule for their weights override it."""
+
+    def distribute(self, shard: BatchShard) -> "Objective":
+        """Train as ``shard``'s part of a global minibatch: every BatchNorm normalises
+        over its group, and ``loss`` gathers what it computes on the whole batch. Call before
+        building the optimizer; the state_dict keys do not change."""
+        self.shard = shard
+        if shard.distributed:
+            sync_batchnorm(self, shard, differentiable=self.double_backward)
+        return self
 
     def describe(self) -> dict:
         """{"name", "weights"}: what a checkpoint records to rebuild this objective."""

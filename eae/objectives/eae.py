@@ -60,7 +60,7 @@ class EAE(Objective):
         """Loss terms in float32 even when the networks run under autocast."""
         z, x_hat = self(x)
         recon = reconstruction_loss(x_hat.float(), x.float())
-        entropy = kl_entropy(z.float(), k=self.entropy_k)
+        entropy = kl_entropy(self.shard.gather(z.float()), k=self.entropy_k)  # of the whole (global) batch
         loss = recon - self.entropy_weight * entropy
         if self.l2 > 0:
             loss = loss + self.l2 * self.decoder_l2()

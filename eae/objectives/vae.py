@@ -61,9 +61,10 @@ class VAE(Objective):
         return self.posterior(x)[0]
 
     def sample_posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) from torch's global generator; (z, mu, logvar)."""
+        """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) from torch's global generator (this rank's rows
+        of the draw for the global batch, ``eae.distributed``); (z, mu, logvar)."""
         mu, logvar = self.posterior(x)
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu), mu, logvar
+        return mu + torch.exp(0.5 * logvar) * self.shard.randn_like(mu), mu, logvar
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         z, mu, logvar = self.sample_posterior(x)
@@ -88,7 +89,7 @@ class CVVAE(Objective):
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         mu = self.encoder(x)
-        z = mu + self.sigma * torch.randn_like(mu)
+        z = mu + self.sigma * self.shard.randn_like(mu)
         recon = reconstruction_loss(self.decoder(z).float(), x.float())
         logvar = torch.full_like(mu, 2.0 * math.log(self.sigma), dtype=torch.float32)
         kl = gaussian_kl(mu.float(), logvar)

@@ -6,8 +6,9 @@ auto-encoders", WAE-MMD), inverse multiquadratic kernel as in the authors' code:
     k(a, b) = C / (C + ||a - b||²),  C = 2 d σ_p² s  for s in (0.1, 0.2, 0.5, 1, 2, 5, 10), σ_p = 1,
     summed over the scales s.
 
-MMD² is the unbiased U-statistic (``mmd_imq``). The prior N(0, I) is the model's own, so the
-isotropic sampler is its prior.
+MMD² is the unbiased U-statistic (``mmd_imq``) over the whole minibatch (gathered over the ranks
+when distributed; every rank draws the same prior sample). The prior N(0, I) is the model's own,
+so the isotropic sampler is its prior.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class WAE(Objective):
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         z, x_hat = self(x)
         recon = reconstruction_loss(x_hat.float(), x.float())
-        prior = torch.randn(z.shape, dtype=torch.float32, device=z.device)
-        mmd = mmd_imq(z.float(), prior)
+        codes = self.shard.gather(z.float())  # the whole (global) batch
+        prior = torch.randn(codes.shape, dtype=torch.float32, device=z.device)
+        mmd = mmd_imq(codes, prior)
         loss = recon + self.mmd_weight * mmd
         return loss, {"loss": loss.detach(), "recon": recon.detach(), "mmd": mmd.detach()}
