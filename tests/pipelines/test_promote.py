@@ -15,7 +15,8 @@ def candidate(repo, payload: bytes, gmm: float, extractor="classifier"):
     (models / "generator.onnx").write_bytes(payload)
     (models / "decoder.onnx").write_bytes(b"decoder-" + payload)
     fid = {"gmm": gmm, "isotropic": 2 * gmm, "feature_extractor": extractor}
-    card = {"format": FORMAT, "sha256": sha256_file(models / "generator.onnx"), "sampler": "gmm", "evaluation": fid}
+    card = {"format": FORMAT, "sha256": sha256_file(models / "generator.onnx"), "sampler": "gmm", "evaluation": fid,
+            "decoder": {"file": "decoder.onnx", "sha256": sha256_file(models / "decoder.onnx")}}
     (models / "generator.json").write_text(json.dumps(card))
     (reports / "fid.json").write_text(json.dumps(fid))
 
