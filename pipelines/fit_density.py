@@ -18,7 +18,7 @@ from eae.objectives.vae import fit_second_stage
 from eae.prepared import read_split
 from eae.seed import seed_everything
 from pipelines._stage import CHECKPOINT, DENSITY, PREPARED, log, resolve_device, run
-from pipelines.config import Params, load_params
+from pipelines.config import ConfigError, Params, load_params
 
 
 def second_stage(p: Params, model, images: torch.Tensor) -> SecondStage:
@@ -41,6 +41,9 @@ def main() -> None:
     latents = encode(model, images).cpu().double().numpy()
     log.info("encoded %d training images: latent mean |%.3f|, mean variance %.3f", len(latents),
              abs(latents.mean(0)).mean(), latents.var(0).mean())
+    if p.density.gmm_components > len(latents):
+        raise ConfigError(f"density.gmm_components ({p.density.gmm_components}) exceeds the {len(latents)} training "
+                          "codes: a mixture needs at least one code per component")
     densities = {
         "isotropic": fit_isotropic(latents.shape[1]),
         "mvg": fit_mvg(latents, reg=p.density.reg_covar),
