@@ -21,7 +21,7 @@ from tqdm import tqdm
 from eae.checkpoint import save_checkpoint
 from eae.images import image_grid
 from eae.inference import reconstruct
-from eae.io import write_json
+from eae.io import atomic_dir, write_json
 from eae.networks import ArchConfig
 from eae.objectives import Objective, build_objective
 from eae.prepared import read_manifest, read_split
@@ -57,6 +57,13 @@ def sample_grid(model: Objective, noise: torch.Tensor) -> np.ndarray:
 
 
 def main() -> None:
+    # dvclive/ (a persistent DVC output) is replaced only when the whole run succeeds: a failed or
+    # killed run leaves the last good curves (Live() would otherwise reset the folder at the start).
+    with atomic_dir(DVCLIVE) as live_dir:
+        train_model(live_dir)
+
+
+def train_model(live_dir: Path) -> None:
     p = load_params()
     t = p.train
     seed_everything(p.seed)
@@ -103,7 +110,7 @@ def main() -> None:
     amp = torch.bfloat16 if t.amp == "bf16" else None
     steps = len(train) // t.batch_size
     start = time.perf_counter()
-    with Live(DVCLIVE, save_dvc_exp=False, dvcyaml=None) as live, \
+    with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None) as live, \
             tqdm(total=t.epochs * steps, initial=first_epoch * steps, desc="train", unit="step", mininterval=2) as bar:
         for epoch in range(first_epoch):  # the curves of a resumed run start at epoch 1
             for s in series:
