@@ -55,7 +55,8 @@ def _stale(entry: str, prefix: str) -> bool:
     return pid.isdigit() and not pid_alive(int(pid))
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Remove a file, link or folder (what is missing is fine)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -79,7 +80,7 @@ def clean_stale(path: str | os.PathLike) -> None:
         if entry.endswith(".old") and stale.is_dir() and not os.path.lexists(path):
             os.replace(stale, path)  # roll back: the previous complete version
         else:
-            _remove(stale)
+            remove_path(stale)
 
 
 def recover_sets(folder: str | os.PathLike) -> None:
@@ -141,11 +142,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         old = None
         if os.path.lexists(path):
             old = path.with_name(f".{path.name}.{os.getpid()}.old")
-            _remove(old)
+            remove_path(old)
             os.replace(path, old)
         os.replace(tmp, path)
         if old is not None:
-            _remove(old)
+            remove_path(old)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -222,13 +222,11 @@ def check_request(n: int, seed: int) -> None:
         raise EAEError(f"seed must be between 0 and 2**63 - 1, got {seed}")
 
 
-def check_output_paths(model: str | Path, png: str | None, npy: str | None,
-                       decoder: str | Path | None = None) -> None:
-    """Refuse outputs that would overwrite the model, its card or its decoder, or whose suffix
-    does not match what is written (-o writes a PNG, --npy a .npy)."""
+def check_output_paths(model: str | Path, png: str | None, npy: str | None) -> None:
+    """Refuse outputs that would overwrite the model, its card or the decoder beside it, or whose
+    suffix does not match what is written (-o writes a PNG, --npy a .npy)."""
     model = Path(model)
-    protected = {p.resolve(): p for p in (model, card_path(model), Path(decoder) if decoder else
-                                          model.with_name("decoder.onnx"))}
+    protected = {p.resolve(): p for p in (model, card_path(model), model.with_name("decoder.onnx"))}
     for flag, value, suffix in (("-o", png, ".png"), ("--npy", npy, ".npy")):
         if value is None:
             continue
@@ -250,7 +248,10 @@ def write_npy_stream(path: str | Path, chunks: Iterator[np.ndarray], n: int, ima
 
     path = Path(path)
     nbytes = n * int(np.prod(image_shape))
-    free = shutil.disk_usage(path.parent if str(path.parent) else ".").free
+    folder = path.absolute().parent
+    while not folder.exists():  # atomic_path creates the missing folders
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
     if nbytes > free:
         raise EAEError(f"--npy {path}: {n:,} images need {nbytes / 1e9:.2f} GB, only {free / 1e9:.2f} GB free")
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,

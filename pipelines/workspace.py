@@ -38,7 +38,7 @@ from typing import Iterator
 
 import yaml
 
-from eae.io import pid_alive
+from eae.io import pid_alive, remove_path
 from pipelines.config import PARAMS_FILE, ConfigError, Params, load_params
 
 LOCK_FILE = ".dvc/tmp/eae-retrain.lock"
@@ -134,7 +134,9 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 def _save(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if src.is_dir() and not src.is_symlink():
+    if src.is_symlink():  # e.g. DVC's symlink cache type: keep the link, its target stays in the cache
+        os.symlink(os.readlink(src), dst)
+    elif src.is_dir():
         shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
     else:
         _link_or_copy(str(src), str(dst))
@@ -188,8 +190,7 @@ def restore(repo: str | Path, snap: Path) -> list[str]:
                     os.replace(dst, aside)
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(saved, dst)
-                if os.path.lexists(aside):
-                    shutil.rmtree(aside) if aside.is_dir() and not aside.is_symlink() else aside.unlink()
+                remove_path(aside)
                 restored.append(out)
     finally:
         shutil.rmtree(snap, ignore_errors=True)
