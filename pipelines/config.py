@@ -237,7 +237,7 @@ class Params(BaseSettings):
     eval: EvalParams = Field(default_factory=EvalParams)
     report: ReportParams = Field(default_factory=ReportParams)
 
-    @field_validator("seed", "entropy_weight", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
     def _strict(cls, value: Any, info: ValidationInfo) -> Any:
         return _strict_scalars(cls, value, info.field_name)
@@ -387,7 +387,8 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: dict[str, object] | N
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pipelines.config [params.yaml]``: validate, print one line, exit 0 or 2."""
-    path = Path((argv if argv is not None else sys.argv[1:] or [PARAMS_FILE])[0])
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0] if args else PARAMS_FILE)
     try:
         load_params(path)
     except ConfigError as exc:
