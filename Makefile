@@ -1,4 +1,4 @@
-# make repro : build .venv from requirements.lock, then run the DVC pipeline
+# make repro : build .venv from requirements.lock, then run the DVC pipeline (validated, guarded)
 # make test  : build .venv from requirements.lock, then run the test suite
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -18,12 +18,13 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 # make repro CONFIG=celeba : use configs/celeba.yaml as params.yaml (the workspace's params change; commit
-# them on a branch), then reproduce.
+# them on a branch), then reproduce. pipelines/workspace.py validates params.yaml before DVC runs and,
+# if a stage fails, puts back the last good outputs of the stages that did not complete.
 repro: install
 ifdef CONFIG
 	cp configs/$(CONFIG).yaml params.yaml
 endif
-	$(BIN)/dvc repro
+	$(BIN)/python -m pipelines.workspace repro
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -33,23 +33,43 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
 def read_card(onnx_path: str | Path) -> dict:
+    """The card beside ``onnx_path``, checked to be one and to pin the generator's sha256."""
     path = card_path(onnx_path)
     try:
-        card = json.loads(path.read_text())
+        card = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise EAEError(f"no model card {path} beside {Path(onnx_path).name} (pass verify=False / --no-verify "
                        "to load an unverified model)") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EAEError(f"corrupt model card {path}: {exc}") from None
+    except OSError as exc:
+        raise EAEError(f"cannot read model card {path}: {exc.strerror or exc}") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise EAEError(f"{path} is not an EAE generator card (expected format {FORMAT!r})")
+    if not _is_sha256(card.get("sha256")):
+        raise EAEError(f"model card {path} pins no valid sha256 for {Path(onnx_path).name}: re-run the export stage")
     return card
 
 
+def decoder_sha256(card: dict, card_file: str | Path) -> str:
+    """The decoder's sha256 a card pins (the generator and decoder of one export are a pair)."""
+    sha = (card.get("decoder") or {}).get("sha256") if isinstance(card.get("decoder"), dict) else None
+    if not _is_sha256(sha):
+        raise EAEError(f"model card {card_file} pins no valid sha256 for the decoder: re-run the export stage")
+    return sha
+
+
 def verify_file(path: str | Path, expected_sha256: str) -> None:
-    """Refuse a file whose sha256 is not the one its card pins."""
-    actual = sha256_file(path)
+    """Refuse a file whose sha256 is not the one its card pins (or that cannot be read)."""
+    try:
+        actual = sha256_file(path)
+    except OSError as exc:
+        raise EAEError(f"cannot read {path}: {exc.strerror or exc}") from None
     if actual != expected_sha256:
         raise EAEError(f"{path}: sha256 {actual[:16]}… does not match its model card ({expected_sha256[:16]}…); "
                        "the file was modified or belongs to another export")

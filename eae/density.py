@@ -130,22 +130,44 @@ def load_second_stage(path: str | Path) -> SecondStage | None:
             arrays = {k[len(_SECOND):]: f[k] for k in f.files if k.startswith(_SECOND) and k != _SECOND + "config"}
     except FileNotFoundError:
         raise EAEError(f"missing {path}: run the fit_density stage first (dvc repro fit_density)") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise EAEError(f"corrupt density file {path}: {exc}") from None
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise EAEError(f"corrupt density file {path}: {' '.join(str(exc).split())}") from None
+    bad = [k for k, v in arrays.items() if not (np.issubdtype(v.dtype, np.number) and np.isfinite(v).all())]
+    if bad:
+        raise EAEError(f"{path}: second stage parameters {', '.join(bad)} hold NaN, infinite or non-numeric values")
     return SecondStage(config, arrays)
 
 
+def check_mixture(m: Mixture, where: str) -> Mixture:
+    """Refuse a mixture whose arrays do not fit together (weights [K], means [K, d], covariances
+    [K, d, d]) or hold NaN/infinity or negative weights: sampling it would give NaN images."""
+    w, mu, cov = (np.asarray(a) for a in (m.weights, m.means, m.covariances))
+    if not all(np.issubdtype(a.dtype, np.number) for a in (w, mu, cov)):
+        raise EAEError(f"{where}: non-numeric arrays")
+    if w.ndim != 1 or len(w) < 1 or mu.ndim != 2 or len(mu) != len(w) or mu.shape[1] < 1 \
+            or cov.shape != (len(w), mu.shape[1], mu.shape[1]):
+        raise EAEError(f"{where}: shapes do not fit together: weights {list(w.shape)}, means {list(mu.shape)}, "
+                       f"covariances {list(cov.shape)} (expected [K], [K, d], [K, d, d])")
+    for name, a in (("weights", w), ("means", mu), ("covariances", cov)):
+        if not np.isfinite(a).all():
+            raise EAEError(f"{where}: {name} hold NaN or infinite values")
+    if (w < 0).any() or w.sum() <= 0:
+        raise EAEError(f"{where}: weights must be non-negative with a positive sum")
+    return m
+
+
 def load_densities(path: str | Path) -> dict[str, Mixture]:
-    """The mixtures stored in a density file, by sampler name."""
+    """The mixtures stored in a density file, by sampler name (each checked by ``check_mixture``)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             names = sorted({k.rsplit("_", 1)[0] for k in f.files if not k.startswith(_SECOND)})
-            return {n: Mixture(f[f"{n}_weights"], f[f"{n}_means"], f[f"{n}_covariances"]) for n in names}
+            mixtures = {n: Mixture(f[f"{n}_weights"], f[f"{n}_means"], f[f"{n}_covariances"]) for n in names}
     except FileNotFoundError:
         raise EAEError(f"missing {path}: run the fit_density stage first (dvc repro fit_density)") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise EAEError(f"corrupt density file {path}: {exc}") from None
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise EAEError(f"corrupt density file {path}: {' '.join(str(exc).split())}") from None
+    return {n: check_mixture(m, f"{path} ({n})") for n, m in mixtures.items()}
 
 
 def load_samplers(path: str | Path) -> dict[str, "Mixture | SecondStage"]:

@@ -17,6 +17,7 @@ Importing this module does not import torch: the math and the ``.npz`` files nee
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import zipfile
@@ -69,7 +70,20 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     return float(np.sqrt(np.clip(eig, 0.0, None)).sum())
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def blas_threads(n: int | None):
+    """A context limiting the BLAS/LAPACK thread pools to ``n`` threads (threadpoolctl; a no-op
+    when ``n`` is None or threadpoolctl is not installed)."""
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(n, user_api="blas")
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     threads: int | None = 1) -> float:
     """Fréchet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2):
 
         d^2 = |mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr( (sigma1 sigma2)^(1/2) )
@@ -77,7 +91,17 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     The trace term is computed by ``trace_sqrt_product`` with symmetric eigenvalue
     decompositions in float64 (no scipy.linalg.sqrtm, no complex parts), so it is exact
     to round-off also for singular covariances. The result is clipped at 0.
+
+    ``threads``: BLAS threads during the call (``blas_threads``; None = the library's own pool).
+    One by default: OpenBLAS threads spin-wait on each other, so when other processes keep the
+    CPUs busy a multi-threaded eigendecomposition gets several times slower, while one thread
+    loses little on an idle machine (benchmarks/frechet.py measures both).
     """
+    with blas_threads(threads):
+        return _frechet_distance(mu1, sigma1, mu2, sigma2)
+
+
+def _frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):

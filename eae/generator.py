@@ -21,7 +21,7 @@ from torch import nn
 import eae
 from eae.density import Mixture, SecondStage
 from eae.errors import EAEError
-from eae.runtime import draw_inputs
+from eae.runtime import iter_inputs
 from eae.io import atomic_path
 from eae.networks import Decoder
 
@@ -189,7 +189,7 @@ def export_onnx(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], inp
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(tmp))
         max_diff = max(parity(module, tmp, example_inputs, input_names, n) for n in (1, 7))
-        if max_diff > atol:
+        if not max_diff <= atol:  # also catches NaN, which compares False with everything
             raise EAEError(f"ONNX export of {path.name}: onnxruntime and torch differ by {max_diff:.2e} > {atol:.0e}")
     return max_diff
 
@@ -212,7 +212,9 @@ def export_z_onnx(generator: Generator, path: str | Path, metadata: dict[str, st
 
 def parity(module: nn.Module, onnx_path: str | Path, example_inputs: tuple[torch.Tensor, ...],
            input_names: list[str], batch: int, seed: int = 0) -> float:
-    """Largest |torch - onnxruntime| on random inputs shaped like ``example_inputs`` with batch ``batch``."""
+    """Largest |torch - onnxruntime| on random inputs shaped like ``example_inputs`` with batch ``batch``;
+    an EAEError when either output holds NaN or infinity (a broken density or weights would otherwise
+    export a generator of black images: NaN - NaN is NaN, and NaN > atol is False)."""
     import onnxruntime as ort
 
     g = torch.Generator().manual_seed(seed)
@@ -227,16 +229,18 @@ def parity(module: nn.Module, onnx_path: str | Path, example_inputs: tuple[torch
     got = session.run(None, {name: x.numpy() for name, x in zip(input_names, inputs)})[0]
     if got.shape != expected.shape or got.dtype != expected.dtype:
         raise EAEError(f"ONNX output {got.dtype} {got.shape} != torch {expected.dtype} {expected.shape}")
+    for what, out in (("torch", expected), ("onnxruntime", got)):
+        if not np.isfinite(out).all():
+            raise EAEError(f"ONNX export of {Path(onnx_path).name}: the {what} output holds NaN or infinite values "
+                           "(non-finite density parameters or weights)")
     return float(np.abs(got.astype(np.float64) - expected.astype(np.float64)).max())  # no uint8 wrap-around
 
 
 def generated_batches(generator: Generator, n: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
     """n images from the generator in batches, with the same inputs the ONNX generator would get
-    from ``draw_inputs(n, d, seed)``; runs on the generator's device."""
+    from ``eae.runtime.draw_inputs(n, d, seed)`` (drawn batch by batch); runs on the generator's device."""
     device = next(generator.decoder.parameters()).device
-    noise, u = draw_inputs(n, generator.noise_dim, seed)
     generator.eval()
-    for start in range(0, n, batch_size):
-        stop = start + batch_size
+    for noise, u in iter_inputs(n, generator.noise_dim, seed, batch_size):  # memory flat in n
         with torch.no_grad():
-            yield generator(torch.from_numpy(noise[start:stop]).to(device), torch.from_numpy(u[start:stop]).to(device))
+            yield generator(torch.from_numpy(noise).to(device), torch.from_numpy(u).to(device))

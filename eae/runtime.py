@@ -26,10 +26,15 @@ from typing import Iterator
 
 import numpy as np
 
-from eae.card import read_card, verify_file
+from eae.card import card_path, decoder_sha256, read_card, verify_file
 from eae.errors import EAEError
 
 DEFAULT_CHUNK = 1024
+# sample -n: with streaming, memory stays flat whatever n is; the bound catches typos (200 x the
+# 50,000 images an FID needs; 10 million 64x64 RGB images are a 123 GB .npy, and take hours).
+MAX_SAMPLES = 10_000_000
+# sample -o: the PNG grid is built in memory; 4096 images make a 64 x 64 grid (~52 MB at 64x64 RGB).
+MAX_GRID = 4096
 
 
 def draw_inputs(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,6 +44,20 @@ def draw_inputs(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     noise = rng.standard_normal((n, d), dtype=np.float32)
     u = rng.random(n, dtype=np.float32)
     return noise, u
+
+
+def iter_inputs(n: int, d: int, seed: int, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``draw_inputs(n, d, seed)`` in consecutive chunks of at most ``chunk`` rows, bit for bit, with
+    memory flat in n: one generator draws the noise chunk by chunk, a second one first skips the
+    n * d normals (drawn in chunks and dropped) to reach where ``u`` starts."""
+    if n < 0 or chunk < 1:
+        raise EAEError(f"need n >= 0 and chunk >= 1, got n={n}, chunk={chunk}")
+    noise_rng, u_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+    for start in range(0, n, chunk):
+        u_rng.standard_normal((min(chunk, n - start), d), dtype=np.float32)
+    for start in range(0, n, chunk):
+        rows = min(chunk, n - start)
+        yield noise_rng.standard_normal((rows, d), dtype=np.float32), u_rng.random(rows, dtype=np.float32)
 
 
 def to_uint8_nhwc(images: np.ndarray) -> np.ndarray:
@@ -148,15 +167,18 @@ class Generator:
         u = u.astype(np.float32, copy=False)
         out = [self.session.run(["images"], {"noise": noise[i:i + self.chunk_size], "u": u[i:i + self.chunk_size]})[0]
                for i in range(0, len(noise), self.chunk_size)]
-        return np.concatenate(out) if out else np.zeros((0, *self.image_shape), np.float32)
+        images = np.concatenate(out) if out else np.zeros((0, *self.image_shape), np.float32)
+        if not np.isfinite(images).all():
+            raise EAEError(f"{self.path} produced NaN or infinite pixels: the exported density or weights are "
+                           "broken; re-run the export stage")
+        return images
 
     def iter_samples(self, n: int, seed: int = 0) -> Iterator[np.ndarray]:
-        """Yield uint8 NHWC chunks of ``sample(n, seed)``, at most chunk_size images each."""
-        if n <= 0:
-            raise EAEError(f"number of images must be positive, got {n}")
-        noise, u = draw_inputs(n, self.noise_dim, seed)
-        for i in range(0, n, self.chunk_size):
-            yield to_uint8_nhwc(self.generate(noise[i:i + self.chunk_size], u[i:i + self.chunk_size]))
+        """Yield uint8 NHWC chunks of ``sample(n, seed)``, at most chunk_size images each; memory
+        stays flat in n."""
+        check_request(n, seed)
+        for noise, u in iter_inputs(n, self.noise_dim, seed, self.chunk_size):
+            yield to_uint8_nhwc(self.generate(noise, u))
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """n images as uint8 [n, H, W, C]; the same seed gives the same images everywhere."""
@@ -167,9 +189,15 @@ class Generator:
         if self._decoder is None:
             if not self.decoder_path.is_file():
                 raise EAEError(f"no decoder model {self.decoder_path}")
-            if self.card is not None and self.card.get("decoder", {}).get("sha256"):
-                verify_file(self.decoder_path, self.card["decoder"]["sha256"])
+            if self.card is not None:  # the card pins both files: a decoder from another export is refused
+                verify_file(self.decoder_path, decoder_sha256(self.card, card_path(self.path)))
             self._decoder = make_session(self.decoder_path, self.device, self.threads)
+            meta = self._decoder.get_modelmeta().custom_metadata_map
+            if meta.get("latent_dim") != str(self.latent_dim) or \
+                    tuple(json.loads(meta.get("image_shape", "[]"))) != self.image_shape:
+                raise EAEError(f"{self.decoder_path} does not pair with {self.path} (decoder latent_dim "
+                               f"{meta.get('latent_dim')}, image_shape {meta.get('image_shape')}; generator "
+                               f"{self.latent_dim}, {list(self.image_shape)})")
         latents = np.asarray(latents, dtype=np.float32)
         if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
             raise EAEError(f"latents must have shape [N, {self.latent_dim}], got {list(latents.shape)}")
@@ -204,6 +232,58 @@ def model_fields(path: str | Path, session) -> dict:
     return fields
 
 
+def check_request(n: int, seed: int) -> None:
+    """``n`` images from ``seed``: 1 <= n <= MAX_SAMPLES, 0 <= seed < 2**63."""
+    if not 1 <= n <= MAX_SAMPLES:
+        raise EAEError(f"number of images must be positive and at most {MAX_SAMPLES:,}, got {n:,}")
+    if not 0 <= seed < 2**63:
+        raise EAEError(f"seed must be between 0 and 2**63 - 1, got {seed}")
+
+
+def check_output_paths(model: str | Path, png: str | None, npy: str | None) -> None:
+    """Refuse outputs that would overwrite the model, its card or the decoder beside it, or whose
+    suffix does not match what is written (-o writes a PNG, --npy a .npy)."""
+    model = Path(model)
+    protected = {p.resolve(): p for p in (model, card_path(model), model.with_name("decoder.onnx"))}
+    for flag, value, suffix in (("-o", png, ".png"), ("--npy", npy, ".npy")):
+        if value is None:
+            continue
+        target = Path(value)
+        if target.resolve() in protected:
+            raise EAEError(f"{flag} {value} would overwrite the model file {protected[target.resolve()]}")
+        if target.suffix.lower() != suffix:
+            raise EAEError(f"{flag} {value}: expected a {suffix} file name ({flag} writes {suffix[1:].upper()})")
+        if target.is_dir():
+            raise EAEError(f"{flag} {value} is a directory")
+
+
+def write_npy_stream(path: str | Path, chunks: Iterator[np.ndarray], n: int, image_shape: tuple[int, ...]) -> None:
+    """Write ``n`` uint8 images arriving in chunks to one .npy (header, then each chunk as it comes),
+    atomically; memory stays flat in n. Refuses up front when the file cannot fit on the disk."""
+    import shutil
+
+    from eae.io import atomic_path
+
+    path = Path(path)
+    nbytes = n * int(np.prod(image_shape))
+    folder = path.absolute().parent
+    while not folder.exists():  # atomic_path creates the missing folders
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if nbytes > free:
+        raise EAEError(f"--npy {path}: {n:,} images need {nbytes / 1e9:.2f} GB, only {free / 1e9:.2f} GB free")
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+              "shape": (n, *image_shape)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        written = 0
+        for chunk in chunks:
+            f.write(np.ascontiguousarray(chunk, dtype=np.uint8).tobytes())
+            written += len(chunk)
+        if written != n:
+            raise EAEError(f"--npy {path}: got {written} images, expected {n}")
+
+
 def save_grid_png(images_nhwc: np.ndarray, path: str | Path, ncol: int | None = None) -> None:
     """Tile uint8 NHWC images into one PNG (written atomically)."""
     from PIL import Image
@@ -227,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
         p.add_argument("--no-verify", action="store_true", help="skip the sha256 check against the model card")
         if name == "sample":
-            p.add_argument("-n", type=int, default=64, help="number of images")
+            p.add_argument("-n", type=int, default=64, help=f"number of images (at most {MAX_SAMPLES:,}; "
+                                                                 f"-o at most {MAX_GRID})")
             p.add_argument("--seed", type=int, default=0)
             p.add_argument("-o", "--output", help="PNG grid to write")
             p.add_argument("--npy", help="write raw uint8 NHWC images to this .npy")
@@ -242,16 +323,29 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.output and not args.npy:
             raise EAEError("nothing to write: give -o samples.png and/or --npy samples.npy")
+        check_request(args.n, args.seed)
+        if args.output and args.n > MAX_GRID:
+            raise EAEError(f"-o: a PNG grid holds at most {MAX_GRID} images (got -n {args.n:,}); "
+                           "write larger samples with --npy only")
+        check_output_paths(args.model, args.output, args.npy)
         gen = Generator(args.model, device=args.device, verify=not args.no_verify, chunk_size=args.chunk_size)
-        images = gen.sample(args.n, seed=args.seed)
-        if args.npy:
-            from eae.io import atomic_path
+        shape = (*gen.image_shape[1:], gen.image_shape[0])  # H, W, C
+        kept: list[np.ndarray] = []  # for the PNG grid (at most MAX_GRID images)
 
-            with atomic_path(args.npy) as tmp:
-                np.save(tmp, images)
+        def chunks() -> Iterator[np.ndarray]:
+            for chunk in gen.iter_samples(args.n, seed=args.seed):
+                if args.output:
+                    kept.append(chunk)
+                yield chunk
+
+        if args.npy:
+            write_npy_stream(args.npy, chunks(), args.n, shape)
+        else:
+            for _ in chunks():
+                pass
         if args.output:
-            save_grid_png(images, args.output)
-        print(f"wrote {len(images)} images {list(images.shape[1:])} (seed {args.seed}, providers "
+            save_grid_png(np.concatenate(kept), args.output)
+        print(f"wrote {args.n} images {list(shape)} (seed {args.seed}, providers "
               f"{','.join(gen.providers)}) to {', '.join(filter(None, [args.output, args.npy]))}")
         return 0
     except EAEError as exc:

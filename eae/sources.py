@@ -24,6 +24,7 @@ Sources (``data.source``) and the raw layouts they read under ``data.root``:
 
 from __future__ import annotations
 
+import ctypes
 import gzip
 import hashlib
 import io
@@ -33,12 +34,17 @@ import math
 import os
 import pickle
 import re
+import signal
 import struct
+import sys
 import tarfile
+import threading
+import time
+import warnings
 import zipfile
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
 import numpy as np
@@ -94,6 +100,11 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", 
 CELEBA_CROP = 140
 BAD_IMAGE_POLICIES = ("skip", "fail")
 _MAX_LOGGED_BAD = 20  # warnings logged one by one; the manifest lists all of them
+# Larger images are unreadable (skipped or failed by data.on_bad_image) before they are decoded:
+# Pillow's own decompression-bomb threshold (89.5 million pixels, 256 MiB as RGB), which Pillow
+# only warns about up to twice that; a 13000x13000 file would otherwise take 0.5-1.4 GB per
+# decoding worker. Photos from 50-megapixel cameras still pass.
+MAX_IMAGE_PIXELS = 89_478_485
 
 # What a broken file raises while it is opened and decoded (PIL, zip, file system).
 _UNREADABLE: tuple[type[BaseException], ...] = (OSError, SyntaxError, ValueError, EOFError, KeyError,
@@ -133,6 +144,9 @@ class ImageDecoder:
     in PIL also keeps torch out of the worker processes and gives the same bytes whatever
     the worker count. (torchvision's tensor resize with antialias=True only offers
     bilinear/bicubic, which approximate PIL's filters of those names, not LANCZOS.)
+
+    An image of more than ``max_pixels`` pixels (its header says so) is unreadable without being
+    decoded (see ``MAX_IMAGE_PIXELS``).
     """
 
     base: str
@@ -140,6 +154,7 @@ class ImageDecoder:
     crop: str = "center"
     crop_size: int = 0
     zip_prefix: str | None = None
+    max_pixels: int = MAX_IMAGE_PIXELS
 
     def where(self, name: str) -> str:
         if self.zip_prefix is None:
@@ -153,8 +168,16 @@ class ImageDecoder:
             source: object = Path(self.base) / name
         else:
             source = io.BytesIO(_zip(self.base).read(self.zip_prefix + name))
-        with Image.open(source) as im:
-            im = im.convert("RGB")  # decodes the whole file: truncated data raises here
+        with warnings.catch_warnings():
+            # Pillow warns about (and above twice the limit refuses) possible decompression bombs; the
+            # size check below turns every image over the limit into one bad-image reason instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as im:  # reads the header only
+                w, h = im.size
+                if w * h > self.max_pixels:
+                    raise ValueError(f"{w}x{h} = {w * h:,} pixels exceeds the limit of {self.max_pixels:,} "
+                                     "pixels (not decoded)")
+                im = im.convert("RGB")  # decodes the whole file: truncated data raises here
         w, h = im.size
         if self.crop == "fixed":
             if w < self.crop_size or h < self.crop_size:
@@ -197,6 +220,28 @@ def _decode_batch(decoder: ImageDecoder, names: list[str]) -> tuple[np.ndarray, 
         except unreadable as exc:
             bad.append((i, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
     return out[:ok], bad
+
+
+def die_with_parent(parent: int) -> None:
+    """Pool initializer: the worker ends when process ``parent`` does, even when that one is
+    killed with SIGKILL (nothing of it runs then), so no decoding worker is left orphaned. Linux:
+    prctl(PR_SET_PDEATHSIG, SIGKILL); elsewhere a daemon thread polls the parent's pid."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # 1 = PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # the parent died before the request took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def _decoded_batches(split: ImageFiles, pool, workers: int) -> Iterator[tuple[int, list[str], tuple]]:
@@ -508,6 +553,9 @@ def _read_split_file(path: Path) -> dict[str, list[str]]:
         if len(fields) != 2 or not _SPLIT_NAME.match(fields[1]):
             raise EAEError(f"{path}:{number}: expected '<relative/path> <split>', got {line!r}")
         name = fields[0].removeprefix("./")
+        if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
+            raise EAEError(f"{path}:{number}: {name} is outside data.root (split files list paths relative to it, "
+                           "without '..')")
         if name in seen:
             raise EAEError(f"{path}:{number}: {name} is listed twice")
         seen.add(name)
@@ -616,7 +664,8 @@ def write_prepared(out_dir: str | Path, splits: dict[str, Split | ImageFiles], s
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn: workers import only eae.sources (numpy, PIL); no fork of a process that may hold torch threads.
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=die_with_parent, initargs=(os.getpid(),))
         for name, split in splits.items():
             if isinstance(split, Split):
                 image_shape = _check_shape(name, split.images.shape[1:], image_shape)

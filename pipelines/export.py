@@ -1,7 +1,12 @@
 """Stage export: sampler + decoder -> models/generator.onnx; decoder alone -> models/decoder.onnx;
 the generator in torch-fidelity's contract -> models/generator_z.onnx; the model card
 models/generator.json (shapes, objective and training params, the FIDs from evaluate, sha256s)
-and, rendered from the same card, models/README.md (Hugging Face model-card format)."""
+and, rendered from the same card, models/README.md (Hugging Face model-card format).
+
+The outputs are written as one set (``eae.io.atomic_files``): a failed or killed export leaves the
+previous set untouched, never a new generator beside an old card. A density with NaN or infinite
+parameters, or one that does not fit the model, is refused before anything is exported.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from eae.checkpoint import load_checkpoint, model_from_checkpoint
 from eae.density import TWO_STAGE, Mixture, load_samplers
 from eae.errors import EAEError
 from eae.generator import Generator, export_onnx, export_z_onnx, image_metadata
-from eae.io import atomic_path, read_json, write_json
+from eae.io import atomic_files, read_json, write_json
 from eae.modelcard import render_model_card
 from pipelines._stage import (CHECKPOINT, DECODER_ONNX, DENSITY, FID, GENERATOR_ONNX, GENERATOR_Z_ONNX, MODEL_README,
                               log, run)
@@ -34,7 +39,14 @@ def main() -> None:
                        f"(has {', '.join(samplers)})")
     density = samplers[p.export.sampler]
     d = model.arch.latent_dim
-    generator = Generator(density, model.decoder)
+    if isinstance(density, Mixture) and density.dim != d:
+        raise EAEError(f"{DENSITY} ({p.export.sampler}) has {density.dim}-dimensional means but {CHECKPOINT} has "
+                       f"latent_dim {d}: the density was fitted to another model (rerun fit_density)")
+    try:
+        generator = Generator(density, model.decoder)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise EAEError(f"{DENSITY} ({p.export.sampler}) does not fit {CHECKPOINT}: "
+                       f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
     k = generator.noise_dim
     n_components = len(density.weights) if isinstance(density, Mixture) else 0
     u_meaning = U_USED if p.export.sampler != TWO_STAGE else U_UNUSED
@@ -56,35 +68,44 @@ def main() -> None:
     if objective["name"] == "eae":
         metadata["entropy_weight"] = objective["weights"]["entropy_weight"]
     about = f"{objective['name']} generator ({p.export.sampler} sampler + decoder) trained on {ckpt['dataset']}"
-    diff = export_onnx(generator, (torch.randn(2, k), torch.rand(2)), ["noise", "u"], GENERATOR_ONNX,
-                       metadata, opset=p.export.opset, atol=p.export.tolerance,
-                       doc_string=f"{about}: {metadata['inputs']} -> {metadata['outputs']}")
-    log.info("wrote %s (sampler %s), max |onnxruntime - torch| = %.2e", GENERATOR_ONNX, p.export.sampler, diff)
     decoder_meta = {key: v for key, v in metadata.items() if key not in ("sampler", "n_components", "inputs",
                                                                        "noise_dim")}
     decoder_meta["inputs"] = "latent float32 [N, latent_dim]"
-    diff = export_onnx(model.decoder.baked(), (torch.randn(2, d),), ["latent"], DECODER_ONNX, decoder_meta,
-                       opset=p.export.opset, atol=p.export.tolerance,
-                       doc_string=f"decoder of the {about}: latent float32 [N, {d}] -> images")
-    log.info("wrote %s, max |onnxruntime - torch| = %.2e", DECODER_ONNX, diff)
-    diff = export_z_onnx(generator, GENERATOR_Z_ONNX, metadata, opset=p.export.opset, about=about)
-    log.info("wrote %s (torch-fidelity's contract, z size %d), max |onnxruntime - torch| = %.0f level",
-             GENERATOR_Z_ONNX, k + 1, diff)
+    # Every output joins this set; it replaces the previous export only when all of it is written.
+    outputs = [GENERATOR_ONNX, DECODER_ONNX, GENERATOR_Z_ONNX, card_path(GENERATOR_ONNX), MODEL_README]
+    with atomic_files(outputs) as (generator_onnx, decoder_onnx, z_onnx, card_file, readme):
+        diff = export_onnx(generator, (torch.randn(2, k), torch.rand(2)), ["noise", "u"], generator_onnx,
+                           metadata, opset=p.export.opset, atol=p.export.tolerance,
+                           doc_string=f"{about}: {metadata['inputs']} -> {metadata['outputs']}")
+        log.info("exported %s (sampler %s), max |onnxruntime - torch| = %.2e", GENERATOR_ONNX, p.export.sampler, diff)
+        diff = export_onnx(model.decoder.baked(), (torch.randn(2, d),), ["latent"], decoder_onnx, decoder_meta,
+                           opset=p.export.opset, atol=p.export.tolerance,
+                           doc_string=f"decoder of the {about}: latent float32 [N, {d}] -> images")
+        log.info("exported %s, max |onnxruntime - torch| = %.2e", DECODER_ONNX, diff)
+        diff = export_z_onnx(generator, z_onnx, metadata, opset=p.export.opset, about=about)
+        log.info("exported %s (torch-fidelity's contract, z size %d), max |onnxruntime - torch| = %.0f level",
+                 GENERATOR_Z_ONNX, k + 1, diff)
+        card = write_card(p, ckpt, model, generator_onnx, decoder_onnx, z_onnx, card_file, k, n_components, u_meaning)
+        readme.write_text(render_model_card(card))
+    log.info("wrote %s (sha256 %s, %.1f kB), %s, %s, %s and the model card %s", GENERATOR_ONNX, card["sha256"][:12],
+             card["bytes"] / 1024, DECODER_ONNX, GENERATOR_Z_ONNX, card_path(GENERATOR_ONNX), MODEL_README)
 
+
+def write_card(p, ckpt: dict, model, generator_onnx, decoder_onnx, z_onnx, card_file, k: int, n_components: int,
+               u_meaning: str) -> dict:
+    """The model card of the staged generator and decoder (named as their final files)."""
+    objective = ckpt["objective"]
     training = {"objective": objective, "seed": ckpt["params"]["seed"],
                 "model": ckpt["params"]["model"], "train": ckpt["params"]["train"],
                 "data_hash": ckpt["data_hash"], "metrics": {key: v for key, v in ckpt["metrics"].items() if key != "history"}}
     if objective["name"] == "eae":
         training["entropy_weight"] = objective["weights"]["entropy_weight"]
-    card = make_card(GENERATOR_ONNX, DECODER_ONNX, latent_dim=d, noise_dim=k, image_shape=list(model.arch.image_shape),
-                     sampler=p.export.sampler, n_components=n_components, dataset=ckpt["dataset"],
-                     opset=p.export.opset, training=training, evaluation=read_json(FID), u_meaning=u_meaning,
-                     z_path=GENERATOR_Z_ONNX)
-    write_json(card_path(GENERATOR_ONNX), card)
-    log.info("wrote %s (sha256 %s, %.1f kB)", card_path(GENERATOR_ONNX), card["sha256"][:12], card["bytes"] / 1024)
-    with atomic_path(MODEL_README) as tmp:
-        tmp.write_text(render_model_card(card))
-    log.info("wrote %s (model card, Hugging Face format)", MODEL_README)
+    card = make_card(generator_onnx, decoder_onnx, latent_dim=model.arch.latent_dim, noise_dim=k,
+                     image_shape=list(model.arch.image_shape), sampler=p.export.sampler, n_components=n_components,
+                     dataset=ckpt["dataset"], opset=p.export.opset, training=training, evaluation=read_json(FID),
+                     u_meaning=u_meaning, z_path=z_onnx)
+    write_json(card_file, card)
+    return card
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from eae.objectives.vae import fit_second_stage
 from eae.prepared import read_split
 from eae.seed import seed_everything
 from pipelines._stage import CHECKPOINT, DENSITY, PREPARED, log, resolve_device, run
-from pipelines.config import Params, load_params
+from pipelines.config import ConfigError, Params, load_params
 
 
 def second_stage(p: Params, model, images: torch.Tensor) -> SecondStage:
@@ -43,8 +43,11 @@ def main() -> None:
              abs(latents.mean(0)).mean(), latents.var(0).mean())
     d = p.density
     if d.gmm_selection == "fixed":
+        if d.gmm_components > len(latents):
+            raise ConfigError(f"density.gmm_components ({d.gmm_components}) exceeds the {len(latents)} training "
+                              "codes: a mixture needs at least one code per component")
         gmm = fit_gmm(latents, d.gmm_components, seed=p.seed, reg=d.reg_covar, max_iter=d.gmm_max_iter)
-    else:
+    else:  # K in 1 .. min(gmm_components, number of codes)
         gmm, choice = select_gmm(latents, d.gmm_components, d.gmm_selection, seed=p.seed, reg=d.reg_covar,
                                  max_iter=d.gmm_max_iter)
         log.info("GMM components by %s: K = %d (scores %s)", d.gmm_selection, choice["chosen"],

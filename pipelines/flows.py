@@ -10,15 +10,12 @@ DVC stays the source of truth for what to rebuild: each task runs ``dvc repro <s
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
+import re
 import subprocess
 import sys
-import time
 from collections import deque
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import yaml
 
@@ -30,68 +27,52 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
+from eae.errors import EAEError
 from eae.io import read_json
 from pipelines import artifacts
 from pipelines import promote as promotion
 from pipelines._stage import dvc_stages
+from pipelines.config import ConfigError
+from pipelines.workspace import LOCK_FILE, WorkspaceBusy, guarded, held_lock_fds, validate, workspace_lock
+
+__all__ = ["LOCK_FILE", "StageFailed", "WorkspaceBusy", "retrain", "workspace_lock"]
 
 REPO = Path(__file__).resolve().parents[1]
-LOCK_FILE = ".dvc/tmp/eae-retrain.lock"
+RUNNING = re.compile(r"Running stage '([^']+)'")
+FAILED = re.compile(r"failed to reproduce '([^']+)'")
 
 
 class StageFailed(RuntimeError):
     """A DVC command exited non-zero; the message names the stage and quotes DVC's error."""
 
 
-class WorkspaceBusy(RuntimeError):
-    """Another retrain holds the workspace lock."""
-
-
-@contextmanager
-def workspace_lock(repo: Path, wait_s: float = 0.0) -> Iterator[None]:
-    """An exclusive flock on .dvc/tmp/eae-retrain.lock: two retrains never run DVC in one workspace."""
-    path = repo / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    fh.seek(0)
-                    holder = fh.read().strip() or "unknown"
-                    raise WorkspaceBusy(f"another retrain is running in {repo} (lock {path}, held by {holder})") from None
-                time.sleep(0.5)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}\n")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fh.truncate(0)
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def run_dvc(args: list[str], repo: Path, what: str) -> str:
-    """Run a DVC command, streaming its output into the Prefect log; raise StageFailed on failure."""
+    """Run a DVC command, streaming its output into the Prefect log; raise StageFailed on failure,
+    naming the stage that failed (``dvc repro train`` also reruns the upstream stages DVC finds
+    changed, e.g. all of them when the DVC cache is missing)."""
     logger = get_run_logger()
     logger.info("$ %s", " ".join(args))
     tail: deque[str] = deque(maxlen=40)
+    running = None
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # The workspace lock's descriptor goes along: the lock stays held while DVC runs, even if this
+    # process is killed.
     proc = subprocess.Popen(args, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            bufsize=1)
+                            bufsize=1, pass_fds=held_lock_fds())
     assert proc.stdout is not None
     for line in proc.stdout:
         line = line.rstrip()
         if line:
             tail.append(line)
             logger.info(line)
+            if match := RUNNING.search(line):
+                running = match.group(1)
     code = proc.wait()
     if code != 0:
         errors = [ln for ln in tail if "error" in ln.lower()] or list(tail)[-5:]
+        failed = next((m.group(1) for ln in reversed(tail) if (m := FAILED.search(ln))), None) or running
+        if failed and f"'{failed}'" not in what:
+            what = f"stage '{failed}' (run by {what})"
         raise StageFailed(f"{what} failed (exit {code}): {' | '.join(errors[-3:])}")
     return "\n".join(tail)
 
@@ -163,16 +144,21 @@ def retrain(repo: str = str(REPO), pull: bool = False, push: bool = False,
     """
     logger = get_run_logger()
     root = Path(repo).resolve()
+    validate(root, set_params)  # before DVC deletes any output (every stage reads all parameters)
     with workspace_lock(root, lock_wait_s):
         if pull:
             dvc_pull(str(root))
         ran: list[str] = []
+        # Each DVC command runs guarded: if it fails, the stages that did not complete get their
+        # last good outputs back (pipelines/workspace.py).
         if set_params:
-            experiment(str(root), set_params, experiment_name)
+            with guarded(root):
+                experiment(str(root), set_params, experiment_name)
             ran.append("experiment")
         else:
             for stage in dvc_stages(root):
-                repro_stage.with_options(task_run_name=f"dvc repro {stage}")(str(root), stage, force)
+                with guarded(root):
+                    repro_stage.with_options(task_run_name=f"dvc repro {stage}")(str(root), stage, force)
                 ran.append(stage)
         decision = promote(str(root), metric) if promote_if_better else None
         publish_artifacts(str(root), decision)
@@ -187,8 +173,11 @@ def _parse_sets(items: list[str]) -> dict[str, object]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"error: --set expects key=value, got {item!r}")
-        out[key] = yaml.safe_load(value)
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item}: the value is not valid YAML") from None
     return out
 
 
@@ -210,14 +199,20 @@ def main(argv: list[str] | None = None) -> int:
             when.add_argument("--interval", type=float, help="seconds between runs")
             p.add_argument("--name", default="eae-retrain")
     args = ap.parse_args(argv)
-    params = {"repo": args.repo, "pull": args.pull, "push": args.push, "set_params": _parse_sets(args.set) or None,
+    try:  # bad parameters: one line and exit 2 before the flow (or DVC) starts
+        sets = _parse_sets(args.set) or None
+        validate(args.repo, sets)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    params = {"repo": args.repo, "pull": args.pull, "push": args.push, "set_params": sets,
               "promote_if_better": not args.no_promote, "metric": args.metric, "force": args.force}
     if args.command == "retrain":
         try:
             result = retrain(**params)
-        except (StageFailed, WorkspaceBusy) as exc:
+        except (StageFailed, WorkspaceBusy, EAEError) as exc:  # ConfigError is an EAEError
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(exc, ConfigError) else 1
         print(result)
         return 0
     if not os.environ.get("PREFECT_API_URL"):

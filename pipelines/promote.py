@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from eae.card import read_card, verify_file
+from eae.card import card_path, decoder_sha256, read_card, verify_file
 from eae.errors import EAEError
 from eae.io import atomic_dir, read_json, write_json
 from pipelines._stage import GENERATOR_ONNX, dvc_out_md5
@@ -40,7 +40,8 @@ def promote_if_better(repo: str | Path, metric: str = "gmm") -> dict:
     if metric not in fid:
         raise EAEError(f"reports/fid.json has no {metric!r} value")
     candidate_card = read_card(models / "generator.onnx")
-    verify_file(models / "generator.onnx", candidate_card["sha256"])
+    verify_file(models / "generator.onnx", candidate_card["sha256"])  # the card pins both files of the set
+    verify_file(models / "decoder.onnx", decoder_sha256(candidate_card, card_path(models / "generator.onnx")))
     candidate = {"value": float(fid[metric]), "feature_extractor": fid.get("feature_extractor"),
                  "sampler": candidate_card["sampler"], "sha256": candidate_card["sha256"]}
 

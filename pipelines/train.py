@@ -29,7 +29,7 @@ from eae.checkpoint import save_checkpoint
 from eae.distributed import data_parallel_loss
 from eae.images import image_grid
 from eae.inference import reconstruct
-from eae.io import write_json
+from eae.io import atomic_dir, write_json
 from eae.networks import ArchConfig
 from eae.objectives import Objective, build_objective
 from eae.prepared import read_manifest, read_split
@@ -126,7 +126,10 @@ def train(p: Params) -> None:
         amp = torch.bfloat16 if t.amp == "bf16" else None
         steps = len(images) // t.batch_size
         start = time.perf_counter()
-        with (Live(DVCLIVE, save_dvc_exp=False, dvcyaml=None) if lead else contextlib.nullcontext()) as live, \
+        # dvclive/ (a persistent DVC output) is replaced as a whole only when the run succeeds: a failed or
+        # killed run leaves the last good curves (Live() would otherwise reset the folder as it starts).
+        with (atomic_dir(DVCLIVE) if lead else contextlib.nullcontext()) as live_dir, \
+                (Live(str(live_dir), save_dvc_exp=False, dvcyaml=None) if lead else contextlib.nullcontext()) as live, \
                 tqdm(total=t.epochs * steps, initial=first_epoch * steps, desc="train", unit="step", mininterval=2,
                      disable=not lead) as bar:
             for epoch in range(first_epoch if lead else 0):  # the curves of a resumed run start at epoch 1
@@ -154,8 +157,8 @@ def train(p: Params) -> None:
                 if t.checkpoint_every and (epoch + 1) % t.checkpoint_every == 0 and epoch + 1 < t.epochs:
                     save_state(RESUME_STATE, fingerprint=key, epoch=epoch + 1, model=model, optimizer=optimizer,
                                scheduler=scheduler, shuffle=shuffle, history=history)
-        if lead:
-            write_outputs(p, model, manifest, history, first_epoch, time.perf_counter() - start)
+            if lead:  # inside the dvclive swap: the curves change only together with the checkpoint
+                write_outputs(p, model, manifest, history, first_epoch, time.perf_counter() - start)
 
 
 def write_outputs(p: Params, model: Objective, manifest: dict, history: dict, first_epoch: int,

@@ -17,7 +17,8 @@ def candidate(repo, payload: bytes, gmm: float, extractor="classifier"):
     (models / "generator_z.onnx").write_bytes(b"z-" + payload)
     (models / "README.md").write_text(f"model card of {payload!r}")
     fid = {"gmm": gmm, "isotropic": 2 * gmm, "feature_extractor": extractor}
-    card = {"format": FORMAT, "sha256": sha256_file(models / "generator.onnx"), "sampler": "gmm", "evaluation": fid}
+    card = {"format": FORMAT, "sha256": sha256_file(models / "generator.onnx"), "sampler": "gmm", "evaluation": fid,
+            "decoder": {"file": "decoder.onnx", "sha256": sha256_file(models / "decoder.onnx")}}
     (models / "generator.json").write_text(json.dumps(card))
     (reports / "fid.json").write_text(json.dumps(fid))
 
