@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install repro test lock clean prefect-server chromium table1
+.PHONY: install repro test lock clean prefect-server chromium table1 bench
 
 install: $(STAMP)
 
@@ -53,3 +53,9 @@ SEEDS ?= 3
 JOBS ?= 1
 table1: install
 	$(BIN)/python -m pipelines.table1 --seeds $(SEEDS) --jobs $(JOBS) $(TABLE1_ARGS)
+
+# Every benchmark (each ratio measured side by side in one run) -> reports/bench.json, shown in the
+# report's Performance section. pythae is a benchmark-only dependency (requirements-bench.txt).
+bench: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-bench.txt
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import add_json_argument, row, write
 
 
 def make_fixture(root: Path, n: int) -> None:
@@ -53,6 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers for ImageFolder")
+    add_json_argument(ap)
     args = ap.parse_args()
     from torchvision import datasets, transforms
 
@@ -95,6 +97,13 @@ def main() -> None:
     print(f"shards (read each epoch) {shard_rate:9.2f} epochs/s  ratio {shard_rate / folder_rate:7.1f}x")
     print(f"shards (in memory)       {memory_rate:9.2f} epochs/s  ratio {memory_rate / folder_rate:7.1f}x")
     print(f"ImageFolder + transforms {folder_rate:9.2f} epochs/s")
+    details = {"images": args.images, "epochs_per_s": {"shards": shard_rate, "in_memory": memory_rate,
+                                                        "imagefolder": folder_rate}, "prepare_s": prep_s}
+    write(args.json, "data_loading", [
+        row("prepared shards (read each epoch) / ImageFolder decoding", shard_rate / folder_rate, "x", (">=", 20.0),
+            details=details),
+        row("prepared shards (in memory, as training) / ImageFolder decoding", memory_rate / folder_rate, "x",
+            details=details)])
 
 
 if __name__ == "__main__":

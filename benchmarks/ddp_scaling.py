@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--json", metavar="FILE", help="also write the result rows to FILE (make bench collects them)")
     args = ap.parse_args()
     args.backend = args.backend or ("nccl" if args.device.startswith("cuda") else "gloo")
     print(f"arch {args.arch}, objective {args.objective}, global batch {args.batch}, {args.steps} timed steps, "
@@ -109,6 +110,11 @@ def main() -> None:
             rates[n] = float(open(out).read())
             print(f"{n} process{'es' if n > 1 else ''}: {rates[n]:9.1f} img/s   "
                   f"speed-up x{rates[n] / rates[args.procs[0]]:.2f} over {args.procs[0]}", flush=True)
+    from _results import row, write
+
+    write(args.json, "ddp_scaling", [
+        row(f"data-parallel training images/s, {n} / {args.procs[0]} processes ({args.backend}, {args.device})",
+            rates[n] / rates[args.procs[0]], "x", details={"images_per_s": rates}) for n in args.procs[1:]])
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import time
 import warnings
 
 import numpy as np
+from _results import add_json_argument, row, write
 
 from eae.fid import blas_threads, feature_statistics, frechet_distance
 
@@ -73,7 +74,9 @@ def main() -> None:
                     help="BLAS threads for pytorch-fid and eae-pools (default: the libraries' own)")
     ap.add_argument("--load", default="idle,busy", help="comma-separated: idle, busy")
     ap.add_argument("--busy-procs", type=int, default=os.cpu_count() or 1)
+    add_json_argument(ap)
     args = ap.parse_args()
+    rows = []
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     rng = np.random.default_rng(args.seed)
@@ -107,6 +110,11 @@ def main() -> None:
         print(f"  speed-up over pytorch-fid: eae {med['pytorch-fid'] / med['eae']:.1f}x, eae-pools "
               f"{med['pytorch-fid'] / med['eae-pools']:.1f}x; one thread vs pools {med['eae-pools'] / med['eae']:.1f}x; "
               f"relative difference {rel:.2e}")
+        per_repeat = [b / a for a, b in zip(times["eae"], times["pytorch-fid"])]
+        rows.append(row(f"Fréchet distance: pytorch-fid time / eae time, {kind} machine ({args.dims}-d)",
+                        med["pytorch-fid"] / med["eae"], "x", (">=", 2.0), (min(per_repeat), max(per_repeat)),
+                        {"seconds": med, "relative_difference": rel, "busy_procs": args.busy_procs if kind == "busy" else 0}))
+    write(args.json, "frechet", rows)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import statistics
 import time
 
 import torch
+from _results import add_json_argument, row, write
 
 from eae.entropy import kl_entropy
 from eae.networks import ArchConfig
@@ -55,6 +56,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--blocks", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=3, help="steps of each variant before timing")
+    add_json_argument(ap)
     args = ap.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -64,7 +67,7 @@ def main() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = torch.rand(args.batch, *cfg.image_shape, device=device)
     for beta in (0.0, 0.05):  # warm-up
-        time_block(model, opt, x, beta, 3, device)
+        time_block(model, opt, x, beta, args.warmup, device)
     plain, eae = [], []
     for _ in range(args.blocks):
         plain.append(time_block(model, opt, x, 0.0, args.steps, device))
@@ -84,6 +87,12 @@ def main() -> None:
     print(f"ratio EAE/AE       {e / p:8.3f}  (entropy term overhead {100 * (e / p - 1):+.1f} %, "
           f"isolated {100 * alone / p:.1f} % of a plain step)")
     print(f"throughput         {args.batch / e:8.1f} training images/s (EAE step)")
+    per_block = [100 * (a / b - 1) for a, b in zip(eae, plain)]
+    write(args.json, "train_step", [
+        row(f"entropy term overhead, {args.arch} step (batch {args.batch}, {device.type})", 100 * (e / p - 1), "%",
+            ("<=", 5.0), (min(per_block), max(per_block)),
+            {"plain_ms": p * 1e3, "eae_ms": e * 1e3, "entropy_alone_ms": alone * 1e3,
+             "images_per_s": args.batch / e, "threads": torch.get_num_threads()})])
 
 
 if __name__ == "__main__":

@@ -240,6 +240,23 @@ def table1_context(table: dict | None, this_run: dict | None = None) -> dict | N
             "feature_extractor": table.get("feature_extractor")}
 
 
+def bench_context(bench: dict | None) -> dict | None:
+    """The report's Performance section from reports/bench.json (``make bench``): every measured
+    ratio with its goal, whether it is met, its spread over rounds, and the machine."""
+    if not bench or not bench.get("benchmarks"):
+        return None
+    rows = []
+    for result in bench["benchmarks"]:
+        if result.get("error"):
+            rows.append({"benchmark": result["benchmark"], "name": f"{result['benchmark']}: {result['error']}",
+                         "value": None, "unit": "", "goal": None, "met": None, "spread": None})
+        for r in result.get("rows", []):
+            rows.append({"benchmark": result["benchmark"], **r})
+    goals = [r for r in rows if r.get("met") is not None]
+    return {"rows": rows, "machine": bench.get("machine") or {}, "generated_at": bench.get("generated_at"),
+            "wall_seconds": bench.get("wall_seconds"), "met": sum(1 for r in goals if r["met"]), "goals": len(goals)}
+
+
 # ---------------------------------------------------------------- the page
 
 def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray | None],
@@ -249,7 +266,7 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
                    train_metrics: dict | None = None, generator: dict | None = None,
                    experiments: list[dict] | None = None, experiments_error: str | None = None,
                    entropy_batch_size: int = 100, entropy_k: int = 1, seed: int = 0,
-                   objective: dict | None = None, table1: dict | None = None) -> dict:
+                   objective: dict | None = None, table1: dict | None = None, bench: dict | None = None) -> dict:
     """Build the template context (figures rendered and embedded) from plain inputs.
 
     run: dataset, params (nested, as in the checkpoint), git {rev, dirty, changes, more, outputs},
@@ -267,6 +284,7 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
         ``experiments_error``).
     objective: the checkpoint's {"name", "weights"} (default: the EAE).
     table1: reports/table1.json (``pipelines.table1``), or None.
+    bench: reports/bench.json (``make bench``), or None.
     """
     from eae import diagnostics, experiments as exps, figures
 
@@ -391,6 +409,7 @@ def report_context(*, run: dict, fid: dict | None, samples: dict[str, np.ndarray
         "fid": fid, "fid_table": table, "samplers": [g["name"] for g in grids], "grids": grids,
         "quality": quality_rows(fid, tuple(r["name"] for r in table["rows"])),
         "table1": table1_context(table1),
+        "bench": bench_context(bench),
         "recon": recon, "interp": interp, "latent": latent, "gmm": gmm,
         "curves": curves, "train_metrics": metrics, "generator": gen, "experiments": exp,
         "missing": missing,

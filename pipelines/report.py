@@ -29,7 +29,7 @@ from eae.generator import Generator, generated_batches
 from eae.io import read_json, write_bytes
 from eae.report import interpolation_images, render_report, report_context
 from eae.inference import encode, reconstruct
-from pipelines._stage import (CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, STAGE_SECONDS, TABLE1,
+from pipelines._stage import (CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, STAGE_SECONDS, TABLE1, BENCH,
                               dvc_out_md5, dvc_stages, log, recorded_durations, resolve_device, run)
 from pipelines.config import load_params
 
@@ -186,6 +186,7 @@ def main() -> None:
         entropy_batch_size=train_params.get("batch_size", 100),
         entropy_k=ckpt["objective"]["weights"].get("entropy_k", 1), objective=ckpt["objective"],
         table1=read_json(TABLE1) if Path(TABLE1).exists() else None,
+        bench=read_json(BENCH) if Path(BENCH).exists() else None,
         seed=p.seed,
     )
     html = render_report(context)

@@ -216,3 +216,19 @@ def test_report_shows_table_1_and_the_other_metrics():
     assert "Other sample-quality metrics" in html and "0.01 ± 0.002" in html and "2.250" in html
     assert html.count("<img") == len(DATA_URI.findall(html)) == 13 + 4  # one error-bar chart per metric
     assert 'id="table1"' not in render()
+
+
+def test_report_shows_the_benchmarks():
+    bench = {"generated_at": "2026-01-01 00:00 UTC", "wall_seconds": 400.0,
+             "machine": {"cpu": "Test CPU", "cpus": 2, "torch": "2.x", "torch_threads": 2},
+             "benchmarks": [
+                 {"benchmark": "onnx_generator", "rows": [
+                     {"name": "ONNX generator / torch eager, batch 64", "value": 1.7, "unit": "x",
+                      "goal": {"op": ">=", "value": 1.5}, "met": True, "spread": [1.6, 1.8], "details": {}},
+                     {"name": "ONNX generator / torch eager, batch 1000", "value": 1.2, "unit": "x",
+                      "goal": {"op": ">=", "value": 1.5}, "met": False, "spread": [1.1, 1.3], "details": {}}]},
+                 {"benchmark": "flow_overhead", "rows": [], "error": "exit code 1"}]}
+    html = render_report(report_context(**synthetic_inputs(bench=bench)))
+    assert 'id="performance"' in html and "1 of 2 goals met" in html and "Test CPU" in html
+    assert "batch 1000" in html and "1.6–1.8" in html and "flow_overhead: exit code 1" in html
+    assert 'id="performance"' not in render()
