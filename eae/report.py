@@ -233,6 +233,7 @@ def table1_context(table: dict | None, this_run: dict | None = None) -> dict | N
                       "plot": figure_data_uri(figures.table1_errorbars(
                           table, metric, f"{METRIC_LABELS.get(metric, metric)} ({'lower' if lower else 'higher'} is better)"))})
     return {"grids": grids, "columns": table["columns"], "seeds": table.get("seeds", []),
+            "prefix": table.get("prefix", "t1"),
             "dataset": table.get("dataset"), "overrides": table.get("overrides") or [],
             "failed": table.get("failed") or [], "generated_at": table.get("generated_at"),
             "wall_seconds": table.get("wall_seconds"), "eae_wins": table.get("eae_wins"),

@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             "dataset": p.data.source, "seeds": list(range(args.seeds)), "overrides": args.set,
             "feature_extractor": p.eval.feature_extractor,
             "metric": fid.get("metric") if fid.get("feature_extractor") == p.eval.feature_extractor else None,
-            "baseline": baseline, "experiments": [r["name"] for r in runs], "failed": failed,
+            "baseline": baseline, "prefix": args.prefix, "experiments": [r["name"] for r in runs], "failed": failed,
             "eae_wins": {f"{m}.{c}": wins(table, "eae", c, m)["wins"] for m in ("fd", "kid", "precision", "recall")
                          for c in ("isotropic", "gmm")} if "eae" in objectives else None,
             "wall_seconds": round(time.perf_counter() - start, 1),
