@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -18,6 +21,8 @@ TINY = {
     "classifier": {"epochs": 2},
     "eval": {"n_samples": 300},
     "report": {"n_images": 16},
+    "objectives": {"two_stage_vae": {"second_stage": {"latent_dim": None, "hidden": 16, "layers": 1, "epochs": 3,
+                                                      "batch_size": 100, "lr": 0.001}}},
 }
 
 
@@ -62,4 +67,22 @@ def make_tiny_repo(dst: Path, overrides: dict | None = None, params_file: str = 
 def clone(origin: Path, dst: Path) -> Path:
     """A fresh git clone of ``origin`` (DVC outputs absent until pulled or reproduced)."""
     sh(["git", "clone", "-q", str(origin), str(dst)], origin.parent)
+    return dst
+
+
+_REPRODUCED: dict[str, Path] = {}
+
+
+def reproduced_tiny_repo(dst: Path, overrides: dict | None = None) -> Path:
+    """``make_tiny_repo(dst, overrides)`` after ``dvc repro`` (its results not committed), copied to
+    ``dst`` (which must not exist). The first call per ``overrides`` in a test session runs the
+    pipeline once; every later call copies that repository (seconds instead of a minute)."""
+    key = json.dumps(overrides or {}, sort_keys=True)
+    if key not in _REPRODUCED:
+        src = Path(tempfile.mkdtemp(prefix="eae-reproduced-"))
+        atexit.register(shutil.rmtree, src, True)
+        make_tiny_repo(src, overrides)
+        sh(["dvc", "repro"], src)
+        _REPRODUCED[key] = src
+    shutil.copytree(_REPRODUCED[key], dst, symlinks=True)
     return dst

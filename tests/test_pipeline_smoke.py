@@ -9,22 +9,15 @@ import yaml
 
 from eae.modelcard import read_front_matter
 from tests.browser import WIDTH, check_page, require_chromium, screenshot
-from tests.helpers import make_tiny_repo, repo_env, sh
+from tests.helpers import repo_env, reproduced_tiny_repo, sh
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """A committed copy of the tracked files with params.yaml shrunk to TINY."""
-    return make_tiny_repo(tmp_path_factory.mktemp("repo")), repo_env()
-
-
-@pytest.fixture(scope="module")
-def reproduced(repo):
-    dst, env = repo
-    sh(["dvc", "repro"], dst, env)
-    return dst, env
+def reproduced(tmp_path_factory):
+    """A committed copy of the tracked files with params.yaml shrunk to TINY, after `dvc repro`."""
+    return reproduced_tiny_repo(tmp_path_factory.mktemp("smoke") / "repo"), repo_env()
 
 
 def test_repro_writes_every_output(reproduced):

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, make_tiny_repo, sh
+from tests.helpers import ROOT, reproduced_tiny_repo, sh
 
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->")
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -71,7 +71,7 @@ def test_parser_reads_markers():
 def test_readme_commands_run_as_written(tmp_path):
     if sys.prefix == sys.base_prefix:
         pytest.skip("the tests do not run in a virtualenv, so there is no environment to link as .venv")
-    repo = make_tiny_repo(tmp_path / "repo")
+    repo = reproduced_tiny_repo(tmp_path / "repo")  # the README's `dvc repro` then checks it is up to date
     (repo / ".venv").symlink_to(sys.prefix)  # what `make install` leaves: the project's environment
     with open(repo / ".git" / "info" / "exclude", "a") as f:
         f.write(".venv\n")  # a symlink does not match .gitignore's directory pattern `.venv/`

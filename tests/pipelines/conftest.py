@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_tiny_repo, sh
+from tests.helpers import reproduced_tiny_repo, sh
 
 
 @pytest.fixture(scope="session")
@@ -16,10 +16,9 @@ def pushed_origin(tmp_path_factory) -> tuple[Path, Path]:
     the remote (a local folder, its default remote in the committed .dvc/config), and the
     results (dvc.lock, the git-tracked metrics) are committed."""
     root = tmp_path_factory.mktemp("remote")
-    repo = make_tiny_repo(root / "origin")
+    repo = reproduced_tiny_repo(root / "origin")
     store = root / "store"
     sh(["dvc", "remote", "add", "-d", "store", str(store)], repo)
-    sh(["dvc", "repro"], repo)
     sh(["dvc", "push"], repo)
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "pipeline results"], repo)

@@ -6,15 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import make_tiny_repo, repo_env, sh
+from tests.helpers import repo_env, reproduced_tiny_repo, sh
 
 pytestmark = pytest.mark.slow
 
 
 def test_table1_runs_every_cell_as_an_experiment(tmp_path):
     env = repo_env()
-    dst = make_tiny_repo(tmp_path, {"objectives": {"two_stage_vae": {"second_stage": {
-        "latent_dim": None, "hidden": 16, "layers": 1, "epochs": 3, "batch_size": 100, "lr": 0.001}}}})
+    dst = reproduced_tiny_repo(tmp_path / "repo")
+    sh(["git", "add", "-A"], dst, env)
+    sh(["git", "commit", "-qm", "results"], dst, env)
     sh(["python", "-m", "pipelines.table1", "--seeds", "2", "--objectives", "eae,two_stage_vae", "--poll", "1"],
        dst, env)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import make_tiny_repo, sh
+from tests.helpers import make_tiny_repo, reproduced_tiny_repo, sh
 from tests.reliability.common import OUTPUTS, assert_refused, env, fingerprint, module
 
 WORKSPACE_OUTPUTS = tuple(p for p in OUTPUTS if p != "params.yaml") + ("dvc.lock",)
@@ -145,9 +145,7 @@ def test_successful_run_keeps_everything_and_no_snapshot(tmp_path):
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory):
     """A committed tiny copy of the repository after `dvc repro` (read-only: tests copy it)."""
-    repo = make_tiny_repo(tmp_path_factory.mktemp("reproduced"))
-    sh(["dvc", "repro"], repo, env())
-    return repo
+    return reproduced_tiny_repo(tmp_path_factory.mktemp("reproduced") / "repo")
 
 
 @pytest.fixture
