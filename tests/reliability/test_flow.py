@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import make_tiny_repo, reproduced_tiny_repo, sh
+from tests.helpers import reproduced_tiny_repo, sh
 from tests.reliability.common import OUTPUTS, assert_refused, env, fingerprint, module
 
 WORKSPACE_OUTPUTS = tuple(p for p in OUTPUTS if p != "params.yaml") + ("dvc.lock",)
