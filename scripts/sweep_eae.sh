@@ -18,9 +18,11 @@ declare -A SETTINGS=(
   [d16]="model.latent_dim=16"
   [batch200]="train.batch_size=200"
   [long]="train.epochs=150 train.lr_decay=0.98"
+  [sn]="objectives.eae.spectral_norm=true"
+  [l2]="objectives.eae.decoder_l2=2.56e-05"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(paper k3 k10 b005 b05 warmup cooldown bic d16 batch200 long)
+[ ${#names[@]} -gt 0 ] || names=(paper k3 k10 b005 b05 warmup cooldown bic d16 batch200 long sn l2)
 mkdir -p reports/sweeps
 for name in "${names[@]}"; do
   sets=()
