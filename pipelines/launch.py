@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from datetime import timedelta
 from typing import Iterator
 
@@ -70,6 +71,27 @@ def check_devices(t: TrainParams) -> None:
         raise ConfigError("train.dist_backend nccl needs CUDA devices (train.device is cpu here): use gloo or auto")
 
 
+# What a rank raises when another rank died under it: a consequence, never the cause to report.
+PEER_FAILURE = re.compile(r"connection closed by peer|remote worker|connection reset by peer|broken pipe|"
+                          r"NCCL communicator was aborted|watchdog caught collective", re.IGNORECASE)
+
+
+def root_failure(failures: dict) -> tuple[int, object, str]:
+    """(rank, failure, one-line message) of the failure that caused the others.
+
+    torchrun's ``get_first_failure`` orders by error-file timestamps, which have one-second
+    resolution: when rank 1 raises and rank 0's collective then breaks in the same second, it
+    reports rank 0's "connection closed by peer". A rank whose own error is a broken peer
+    connection comes after any other failure; then the earliest, then the lowest rank.
+    """
+    def text(failure) -> str:
+        message = failure.message  # the worker's error file: {"message": ..., "extraInfo": {traceback}}
+        return " ".join(str(message.get("message", message) if isinstance(message, dict) else message).split())
+
+    rank = min(failures, key=lambda r: (bool(PEER_FAILURE.search(text(failures[r]))), failures[r].timestamp, r))
+    return rank, failures[rank], text(failures[rank])
+
+
 def launch(t: TrainParams, module: str) -> None:
     """Run ``python -m module`` as world_size(t) workers with torchrun, here; return when every
     worker of this machine succeeded, else raise the first failure as one line."""
@@ -85,9 +107,7 @@ def launch(t: TrainParams, module: str) -> None:
     try:
         run(parse_args(args))
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
-        message = failure.message  # the worker's error file: {"message": ..., "extraInfo": {traceback}}
-        message = " ".join(str(message.get("message", message) if isinstance(message, dict) else message).split())
+        rank, failure, message = root_failure(exc.failures)
         error = ConfigError if failure.exitcode == 2 else EAEError
         raise error(f"training process rank {rank} failed (exit code {failure.exitcode}): {message}") from None
     finally:

@@ -8,8 +8,10 @@ report's "Table 1" section.
 Each cell (objective O, seed S) is one experiment named ``t1-O-sS``:
 ``dvc exp run --queue -n t1-O-sS -S model.objective=O -S seed=S [-S key=value ...] evaluate``
 (the pipeline up to ``evaluate``: export and report are not needed for the table). The queue
-runs with ``dvc queue start -j JOBS``; every cell shows up in ``dvc exp show``, and DVC's run
-cache makes an unchanged cell instant when the command is run again. The data split and the
+runs with ``dvc queue start -j JOBS``; every cell shows up in ``dvc exp show``. Run again after an
+interruption, the command resumes: a cell whose experiment already finished on this commit with
+the same objective, seed and ``--set`` values is kept, not retrained (``--force`` reruns every
+cell). The data split and the
 feature extractor do not depend on ``seed`` (``data.split_seed``, ``classifier.seed``), so every
 cell is scored against the same test set with the same extractor.
 
@@ -32,6 +34,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
 from tqdm import tqdm
 
 from eae.errors import EAEError
@@ -89,13 +92,42 @@ def queue_states(names: set[str]) -> dict[str, str]:
     return states
 
 
+def expected_params(objective: str, seed: int, overrides: list[str]) -> dict:
+    """The flattened params a finished cell must show in ``dvc exp show`` to be kept."""
+    expected = {"model.objective": objective, "seed": seed}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        expected[key] = yaml.safe_load(value)
+    return expected
+
+
+def finished_cells(cells: list[tuple[str, int]], overrides: list[str], baseline: str,
+                   prefix: str = PREFIX) -> set[str]:
+    """Names of the cells already done on ``baseline`` with the same objective, seed and overrides."""
+    wanted = {cell_name(o, s, prefix): expected_params(o, s, overrides) for o, s in cells}
+    done = set()
+    for r in experiment_records():
+        params = wanted.get(r["name"])
+        if (params is not None and r["kind"] == "experiment" and r["baseline"] == baseline[:7]
+                and r["status"] in (None, "success") and r["metrics"]
+                and all(r["params"].get(k) == v for k, v in params.items())):
+            done.add(r["name"])
+    return done
+
+
 def run_cells(cells: list[tuple[str, int]], overrides: list[str], jobs: int, poll_s: float,
-              prefix: str = PREFIX) -> list[str]:
-    """Queue and run the cells; returns the names of those that failed."""
+              prefix: str = PREFIX, keep: set[str] = frozenset()) -> list[str]:
+    """Queue and run the cells not in ``keep``; returns the names of those that failed."""
+    cells = [(o, s) for o, s in cells if cell_name(o, s, prefix) not in keep]
+    if not cells:
+        return []
     names = {cell_name(o, s, prefix) for o, s in cells}
     stale = [r["name"] for r in experiment_records() if r["kind"] == "experiment" and r["name"] in names]
-    if stale:  # earlier results of these cells on this commit: replaced (the run cache keeps what did not change)
+    if stale:  # unfinished or outdated results of these cells: replaced
         dvc("exp", "remove", *stale)
+    waiting = [n for n, state in queue_states(names).items() if state == "queued"]
+    if waiting:  # left in the queue by an earlier run that was killed: queued again below
+        dvc("queue", "remove", *waiting)
     for objective, seed in cells:
         args = ["exp", "run", "--queue", "-n", cell_name(objective, seed, prefix), "-S", f"model.objective={objective}",
                 "-S", f"seed={seed}"]
@@ -160,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="experiments run at once (dvc queue start -j)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a parameter for every cell (dvc exp run -S), e.g. train.epochs=10")
+    ap.add_argument("--force", action="store_true", help="rerun every cell, also those already finished")
     ap.add_argument("--no-report", action="store_true", help="do not re-render reports/index.html")
     ap.add_argument("--prefix", default=PREFIX, help="experiment names PREFIX-<objective>-s<seed> (a sweep "
                     "of settings: one prefix per setting)")
@@ -185,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         cells = [(o, s) for o in objectives for s in range(args.seeds)]
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.prefix):
             raise ConfigError(f"--prefix {args.prefix!r}: letters, digits, '_', '.', '-' only")
-        failed = run_cells(cells, args.set, args.jobs, args.poll, args.prefix)
+        keep = set() if args.force else finished_cells(cells, args.set, baseline, args.prefix)
+        if keep:
+            log.info("resuming: %d of %d cells already finished on this commit (--force reruns them)",
+                     len(keep), len(cells))
+        failed = run_cells(cells, args.set, args.jobs, args.poll, args.prefix, keep)
         runs = collect(cells, baseline, args.prefix)
         table = aggregate(runs, objectives, p.data.source)
         fid = json.loads(Path(FID).read_text()) if Path(FID).exists() else {}
@@ -214,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: the queue was stopped; finished cells are kept (rerun to resume, the run cache "
-              "skips what is done)", file=sys.stderr)
+        print("interrupted: the queue was stopped; finished cells are kept (run the same command again to "
+              "resume)", file=sys.stderr)
         return 130
     return 0
 

@@ -55,7 +55,7 @@ def test_promoted_evaluation(tmp_path):
     assert promoted_evaluation(tmp_path) is None
     promoted = tmp_path / "models" / "promoted"
     promoted.mkdir(parents=True)
-    (promoted / "generator.json").write_text(json.dumps({"format": FORMAT, "evaluation": BEFORE}))
+    (promoted / "generator.json").write_text(json.dumps({"format": FORMAT, "sha256": "ab" * 32, "evaluation": BEFORE}))
     assert promoted_evaluation(tmp_path) == BEFORE
     (promoted / "generator.json").write_text("{corrupt")
     assert promoted_evaluation(tmp_path) is None

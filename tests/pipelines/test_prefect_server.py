@@ -167,11 +167,13 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
             assert f"gmm of the new model {fid['gmm']}" in regressed and "kept the promoted model" in regressed
 
             params = yaml.safe_load((repo / "params.yaml").read_text())
-            params["train"]["epochs"] = "abc"  # the train stage exits 2, the flow fails
+            # Valid parameters (the CLI checks them before the flow starts) naming raw data that is not
+            # there: the prepare stage exits 1 inside the flow run, which ends Failed.
+            params["data"].update(source="folder", root="no-such-raw-folder")
             (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
             assert retrain(repo, env, tmp_path, "third").returncode == 1
             failed = webhook.wait_for("eae-retrain failed", deadline)
-            assert "ended Failed" in failed and "stage 'train' failed" in failed
+            assert "ended Failed" in failed and "stage 'prepare' failed" in failed
 
             with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
                 def versions(key):  # newest first; prefect 3.8 needs every field (the task-run filter: made in a task)
