@@ -26,6 +26,8 @@ ifdef CONFIG
 endif
 	$(BIN)/python -m pipelines.workspace repro
 
+# The suite runs on every core, one test file per worker (module fixtures are built once).
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -38,7 +38,7 @@ ARCH = ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4)
 GOAL = 1.5
 
 
-def pythae_trainer(images: np.ndarray, channels_last: bool):
+def pythae_trainer(images: np.ndarray):
     os.environ.setdefault("TQDM_DISABLE", "1")  # pythae's per-epoch progress bars
     from pythae.models import AE, AEConfig
     from pythae.models.base.base_utils import ModelOutput
@@ -92,7 +92,7 @@ def measure(rounds: int = 5, channels_last: bool | None = None) -> dict:
 
         channels_last = TrainParams().channels_last
     split = load_source("digits", image_size=16, test_fraction=0.2, seed=0)["train"]
-    trainer, n_pythae = pythae_trainer(split.images, channels_last)
+    trainer, n_pythae = pythae_trainer(split.images)  # pythae as users get it (contiguous NCHW)
     images = torch.from_numpy(split.images)
     n_ours = len(images) - len(images) % 100  # full batches (pythae also trains on the last, partial one)
     runs = {"pythae AE": (lambda epoch=[0]: trainer.train_step(epoch[0]), n_pythae),

@@ -48,6 +48,7 @@ from pipelines.config import ConfigError, load_params
 PREFIX = "t1"
 QUEUE_LOG = Path(".dvc/tmp/eae/table1-queue.log")
 FINAL = ("success", "failed")
+WORKER_GRACE_S = 60.0  # a worker just started may not show in `dvc queue status` yet
 
 
 def dvc_exe() -> str:
@@ -82,14 +83,25 @@ def head_rev() -> str:
     return proc.stdout.strip()
 
 
-def queue_states(names: set[str]) -> dict[str, str]:
-    """name -> state (queued, running, success, failed) of our tasks in ``dvc queue status``."""
-    states = {}
+def queue_states(names: set[str]) -> tuple[dict[str, str], int | None]:
+    """(name -> state (queued, running, success, failed) of our tasks, number of active + idle
+    workers) from ``dvc queue status``; the worker count is None when the line is missing."""
+    states, workers = {}, None
     for line in dvc("queue", "status").stdout.splitlines():
         fields = line.split()
         if len(fields) >= 3 and fields[1] in names:
             states[fields[1]] = fields[-1].lower()
-    return states
+        elif match := re.match(r"Worker status: (\d+) active, (\d+) idle", line.strip()):
+            workers = int(match.group(1)) + int(match.group(2))
+    return states, workers
+
+
+def start_workers(jobs: int) -> None:
+    # The queue's workers run on in the background and inherit the output streams: never pipe them here.
+    QUEUE_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with open(QUEUE_LOG, "a") as out:
+        if subprocess.run([dvc_exe(), "queue", "start", "-j", str(jobs)], stdout=out, stderr=out).returncode:
+            raise EAEError(f"dvc queue start failed: see {QUEUE_LOG}")
 
 
 def expected_params(objective: str, seed: int, overrides: list[str]) -> dict:
@@ -125,7 +137,7 @@ def run_cells(cells: list[tuple[str, int]], overrides: list[str], jobs: int, pol
     stale = [r["name"] for r in experiment_records() if r["kind"] == "experiment" and r["name"] in names]
     if stale:  # unfinished or outdated results of these cells: replaced
         dvc("exp", "remove", *stale)
-    waiting = [n for n, state in queue_states(names).items() if state == "queued"]
+    waiting = [n for n, state in queue_states(names)[0].items() if state == "queued"]
     if waiting:  # left in the queue by an earlier run that was killed: queued again below
         dvc("queue", "remove", *waiting)
     for objective, seed in cells:
@@ -135,17 +147,21 @@ def run_cells(cells: list[tuple[str, int]], overrides: list[str], jobs: int, pol
             args += ["-S", item]
         dvc(*args, "evaluate")
     log.info("queued %d experiments; running them with dvc queue start -j %d", len(cells), jobs)
-    # The queue's workers run on in the background and inherit the output streams: never pipe them here.
-    QUEUE_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with open(QUEUE_LOG, "a") as out:
-        if subprocess.run([dvc_exe(), "queue", "start", "-j", str(jobs)], stdout=out, stderr=out).returncode:
-            raise EAEError(f"dvc queue start failed: see {QUEUE_LOG}")
+    start_workers(jobs)
+    started = time.monotonic()
     done: dict[str, str] = {}
     try:
         with tqdm(total=len(cells), desc="table1", unit="run") as bar:
             while len(done) < len(names):
                 time.sleep(poll_s)
-                states = queue_states(names)
+                states, workers = queue_states(names)
+                stalled = workers == 0 and "queued" in states.values() and "running" not in states.values()
+                if stalled and time.monotonic() - started > WORKER_GRACE_S:
+                    # A worker that exited (or was killed) with our cells still queued: start another.
+                    log.warning("no queue worker left with %d cells queued: restarting the workers",
+                                list(states.values()).count("queued"))
+                    start_workers(jobs)
+                    started = time.monotonic()
                 for name, state in states.items():
                     if state in FINAL and name not in done:
                         done[name] = state
