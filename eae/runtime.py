@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +31,7 @@ from eae.card import card_path, decoder_sha256, read_card, verify_file
 from eae.errors import EAEError
 
 DEFAULT_CHUNK = 1024
+MIN_SHARD = 16  # images per shard below which a batch runs in one call (see ShardedRun)
 # sample -n: with streaming, memory stays flat whatever n is; the bound catches typos (200 x the
 # 50,000 images an FID needs; 10 million 64x64 RGB images are a 123 GB .npy, and take hours).
 MAX_SAMPLES = 10_000_000
@@ -81,6 +83,42 @@ def cuda_usable() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_driver_present()
 
 
+def cpu_count() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+class ShardedRun:
+    """``run`` of a model with the batch split into ``workers`` contiguous shards run at once by
+    ``single``, a single-threaded session (onnxruntime's ``run`` is thread-safe and releases the
+    GIL); batches too small to split run in one call of ``whole`` (intra-op threads).
+
+    On CPU this beats one call with ``workers`` intra-op threads for this decoder (measured,
+    benchmarks/onnx_generator.py): one thread per shard keeps every core on a full GEMM instead of
+    splitting small per-image GEMMs between threads. Each image is computed by the same kernels
+    either way; the shards are concatenated in order."""
+
+    def __init__(self, whole, single, workers: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.whole, self.single, self.workers = whole, single, workers
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="eae-onnx") if workers > 1 else None
+
+    def __call__(self, outputs: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        n = len(next(iter(feeds.values())))
+        shards = min(self.workers, n // MIN_SHARD)
+        if self.pool is None or shards < 2:
+            return self.whole.run(outputs, feeds)
+        bounds = np.linspace(0, n, shards + 1).astype(int)
+        futures = [self.pool.submit(self.single.run, outputs, {k: v[a:b] for k, v in feeds.items()})
+                   for a, b in zip(bounds[:-1], bounds[1:])]
+        parts = [f.result() for f in futures]
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+
+
 def make_session(path: str | Path, device: str = "cpu", threads: int = 0):
     """An onnxruntime session on ``device`` (cpu | cuda; the caller chooses). For cuda, onnxruntime may
     still fall back to CPU when its CUDA libraries are missing: then this raises.
@@ -122,7 +160,9 @@ class Generator:
             when ``cuda_usable()``).
         chunk_size: images per onnxruntime call; larger requests are streamed in chunks so
             memory stays flat.
-        threads: onnxruntime intra-op threads (0 = onnxruntime's default).
+        threads: CPU cores to use (0 = all this process may run on). On CPU, a batch of at least
+            2 x MIN_SHARD images is split over that many single-threaded runs (``ShardedRun``);
+            smaller batches use one run with that many intra-op threads.
     """
 
     def __init__(self, path: str | Path, decoder_path: str | Path | None = None, device: str = "cpu",
@@ -138,6 +178,9 @@ class Generator:
         self.decoder_path = Path(decoder_path) if decoder_path else self.path.with_name("decoder.onnx")
         self.device, self.threads, self.chunk_size = device, threads, chunk_size
         self.session = make_session(self.path, device, threads)
+        self._run = self.session.run
+        if device == "cpu" and (threads or cpu_count()) > 1:
+            self._run = ShardedRun(self.session, make_session(self.path, device, 1), threads or cpu_count())
         self._decoder = None
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
@@ -165,7 +208,7 @@ class Generator:
             raise EAEError(f"u must have shape [{noise.shape[0]}], got {list(u.shape)}")
         noise = noise.astype(np.float32, copy=False)
         u = u.astype(np.float32, copy=False)
-        out = [self.session.run(["images"], {"noise": noise[i:i + self.chunk_size], "u": u[i:i + self.chunk_size]})[0]
+        out = [self._run(["images"], {"noise": noise[i:i + self.chunk_size], "u": u[i:i + self.chunk_size]})[0]
                for i in range(0, len(noise), self.chunk_size)]
         images = np.concatenate(out) if out else np.zeros((0, *self.image_shape), np.float32)
         if not np.isfinite(images).all():

@@ -20,7 +20,7 @@ from eae.generator import export_onnx, image_metadata
 from eae.io import write_json
 from eae.networks import ArchConfig
 from eae.objectives import build_objective
-from eae.runtime import Generator, draw_inputs, main
+from eae.runtime import Generator, ShardedRun, draw_inputs, main
 
 ROOT = Path(__file__).resolve().parents[2]
 D = 3
@@ -105,6 +105,21 @@ def test_dynamic_batch_and_chunked_streaming(models, n):
     assert whole.shape == (n, 8, 8, 1)
     np.testing.assert_array_equal(chunked.sample(n, seed=0), whole)
     assert all(len(c) <= 3 for c in chunked.iter_samples(n, seed=0))
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 100, 1000])
+def test_batches_split_over_cores_give_the_images_of_one_run(models, n):
+    """On CPU a batch of >= 2 x MIN_SHARD images runs as one single-threaded shard per core
+    (ShardedRun): the same images, bit for bit, as one single-threaded run of the whole batch."""
+    out, _, _ = models
+    noise, u = draw_inputs(n, D, seed=5)
+    one = Generator(out / "generator.onnx", threads=1)
+    assert not isinstance(one._run, ShardedRun)
+    expected = one.generate(noise, u)
+    for workers in (2, 3):
+        sharded = Generator(out / "generator.onnx", threads=workers)
+        assert isinstance(sharded._run, ShardedRun)
+        np.testing.assert_array_equal(sharded.generate(noise, u), expected)
 
 
 def test_decoder_matches_torch(models):
