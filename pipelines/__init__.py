@@ -16,7 +16,8 @@ def _require_project_environment() -> None:
 
     # Look in the interpreter's own paths only: the repository root (the working directory, first
     # on sys.path under -m) holds eae.egg-info after `pip install -e .`, whatever the interpreter.
-    installed = [p for p in sys.path if p and os.path.abspath(p) != os.getcwd()]
+    here = {"", os.getcwd()}
+    installed = [p for p in sys.path if p not in here and os.path.abspath(p) != os.getcwd()]
     if not any(True for _ in distributions(name="eae", path=installed)):
         print(f"error: {sys.executable} is not this project's environment (the eae package is not installed "
               "in it): run `source .venv/bin/activate` first (`make install` builds .venv), or "
