@@ -4,8 +4,8 @@
                                         [--steps 20] [--rounds 3] [--epoch-images 162770] [--epochs 70]
 
 Variants (each a fresh model with the same seed, interleaved rounds, median step time):
-fp32; fp32 + channels_last; bf16 autocast; bf16 + channels_last; and the same fp32 step without
-the entropy term (the entropy term's cost). Prints ms/step, images/s, the ratio to fp32, and the
+fp32; fp32 + channels_last; bf16 autocast; bf16 + channels_last; the latter with the loss under
+torch.compile (``--no-compile`` drops it); and the same fp32 step without the entropy term (the entropy term's cost). Prints ms/step, images/s, the ratio to fp32, and the
 projected time of ``--epochs`` epochs of ``--epoch-images`` images (CelebA: 162,770 train images,
 the paper's 70 epochs). Steps use train_epoch's own batching from a uint8 dataset kept on the device.
 """
@@ -27,12 +27,13 @@ ARCHS = {
     "mnist": (ArchConfig((1, 32, 32), 16, (128, 256, 512, 1024), (1024, 512, 256), 4), False),
     "celeba": (ArchConfig((3, 64, 64), 64, (128, 256, 512, 1024), (1024, 512, 256, 128), 5), True),
 }
-VARIANTS = {  # name: (amp dtype, channels_last, entropy weight)
-    "fp32": (None, False, 0.05),
-    "fp32+channels_last": (None, True, 0.05),
-    "bf16": (torch.bfloat16, False, 0.05),
-    "bf16+channels_last": (torch.bfloat16, True, 0.05),
-    "fp32, no entropy term": (None, False, 0.0),
+VARIANTS = {  # name: (amp dtype, channels_last, entropy weight, torch.compile the loss as train.compile does)
+    "fp32": (None, False, 0.05, False),
+    "fp32+channels_last": (None, True, 0.05, False),
+    "bf16": (torch.bfloat16, False, 0.05, False),
+    "bf16+channels_last": (torch.bfloat16, True, 0.05, False),
+    "bf16+channels_last+compile": (torch.bfloat16, True, 0.05, True),
+    "fp32, no entropy term": (None, False, 0.0, False),
 }
 
 
@@ -45,27 +46,31 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epoch-images", type=int, default=162_770)
     ap.add_argument("--epochs", type=int, default=70)
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     args = ap.parse_args()
     device = torch.device(args.device)
     cfg, spectral = ARCHS[args.arch]
     data = torch.randint(0, 256, (args.batch * args.steps, *cfg.image_shape), dtype=torch.uint8, device=device)
     models = {}
-    for name, (amp, cl, beta) in VARIANTS.items():
+    for name, (amp, cl, beta, compiled) in VARIANTS.items():
+        if compiled and args.no_compile:
+            continue
         torch.manual_seed(0)
         m = build_objective("eae", cfg, {"entropy_weight": beta, "spectral_norm": spectral}).to(device)
         if beta == 0.0:  # skip the estimator entirely, not just its weight
             m.loss = _without_entropy(m)
         if cl:
             m = m.to(memory_format=torch.channels_last)
-        models[name] = (m, torch.optim.Adam(m.parameters(), lr=1e-4), amp, cl)
+        loss_fn = torch.compile(m.loss) if compiled else None  # as the train stage does (train.compile)
+        models[name] = (m, torch.optim.Adam(m.parameters(), lr=1e-4), amp, cl, loss_fn)
 
     def epoch(name: str) -> float:
-        m, opt, amp, cl = models[name]
+        m, opt, amp, cl, loss_fn = models[name]
         if device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
         train_epoch(m, opt, data, args.batch, generator=torch.Generator().manual_seed(0), amp_dtype=amp,
-                    channels_last=cl)
+                    channels_last=cl, loss_fn=loss_fn)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return (time.perf_counter() - t) / args.steps
