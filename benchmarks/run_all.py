@@ -2,7 +2,7 @@
 disturb each other), collected into reports/bench.json, which the report's "Performance" section
 shows.
 
-    python benchmarks/run_all.py [--only NAME,...] [--quick]
+    python benchmarks/run_all.py [--only NAME,...] [--output reports/bench.json]
 
 Each benchmark measures its contenders side by side in one run (interleaved rounds) and prints
 its ratios; this runner prints every ratio with its goal at the end. pythae (the peer library of

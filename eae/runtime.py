@@ -92,19 +92,20 @@ def cpu_count() -> int:
 
 
 class ShardedRun:
-    """``run`` of a model with the batch split into ``workers`` contiguous shards run at once by
-    ``single``, a single-threaded session (onnxruntime's ``run`` is thread-safe and releases the
-    GIL); batches too small to split run in one call of ``whole`` (intra-op threads).
+    """``run`` of a model with the batch split into ``workers`` contiguous shards run at once by a
+    single-threaded session (``make_single()``, created at the first batch large enough to split;
+    onnxruntime's ``run`` is thread-safe and releases the GIL); batches too small to split run in
+    one call of ``whole`` (intra-op threads).
 
     On CPU this beats one call with ``workers`` intra-op threads for the EAE decoder (measured with
     benchmarks/onnx_generator.py on 2 cores: +23 % images/s at batch 64, +28 % at 1000). The shards
     are concatenated in order; the images equal those of one single-threaded run of the whole batch
     (tested)."""
 
-    def __init__(self, whole, single, workers: int):
+    def __init__(self, whole, make_single, workers: int):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.whole, self.single, self.workers = whole, single, workers
+        self.whole, self.make_single, self.single, self.workers = whole, make_single, None, workers
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="eae-onnx") if workers > 1 else None
 
     def __call__(self, outputs: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -112,6 +113,8 @@ class ShardedRun:
         shards = min(self.workers, n // MIN_SHARD)
         if self.pool is None or shards < 2:
             return self.whole.run(outputs, feeds)
+        if self.single is None:
+            self.single = self.make_single()
         bounds = np.linspace(0, n, shards + 1).astype(int)
         futures = [self.pool.submit(self.single.run, outputs, {k: v[a:b] for k, v in feeds.items()})
                    for a, b in zip(bounds[:-1], bounds[1:])]
@@ -180,7 +183,7 @@ class Generator:
         self.session = make_session(self.path, device, threads)
         self._run = self.session.run
         if device == "cpu" and (threads or cpu_count()) > 1:
-            self._run = ShardedRun(self.session, make_session(self.path, device, 1), threads or cpu_count())
+            self._run = ShardedRun(self.session, lambda: make_session(self.path, device, 1), threads or cpu_count())
         self._decoder = None
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]

@@ -28,8 +28,8 @@ TEST_FEATURES = "models/features/test_features.npy"  # float32 [n_test, D] (KID,
 FEATURE_METRICS = "reports/feature_extractor.json"
 TRAIN_METRICS = "reports/train_metrics.json"
 FID = "reports/fid.json"
-TABLE1 = "reports/table1.json"
-BENCH = "reports/bench.json"  # written by make bench (benchmarks/run_all.py), read by the report when present  # written by pipelines.table1 (make table1), read by the report when present
+TABLE1 = "reports/table1.json"  # written by pipelines.table1 (make table1), read by the report when present
+BENCH = "reports/bench.json"  # written by make bench (benchmarks/run_all.py), read by the report when present
 REPORT = "reports/index.html"
 DVCLIVE = "dvclive"
 # Wall time of each stage's last successful run in this workspace (scratch, not tracked by DVC).
