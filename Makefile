@@ -27,7 +27,7 @@ endif
 	$(BIN)/python -m pipelines.workspace repro
 
 # The suite runs on every core, one test file per worker (module fixtures are built once).
-PYTEST_ARGS ?= -n auto --dist loadfile
+PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -75,7 +75,7 @@ def main() -> None:
 
 def train(p: Params) -> None:
     t = p.train
-    seed_everything(p.seed)
+    seed_everything(p.seed, compiled=t.compile)
     with worker(t) as (shard, device):
         lead = shard.rank == 0  # writes every output
         manifest = read_manifest(PREPARED)

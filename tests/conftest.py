@@ -10,3 +10,22 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 _prefect_home = tempfile.mkdtemp(prefix=f"eae-prefect-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
 atexit.register(shutil.rmtree, _prefect_home, True)
 os.environ["PREFECT_HOME"] = _prefect_home
+
+if "PYTEST_XDIST_WORKER" not in os.environ:  # the first process: the workers inherit its folder
+    from tests.helpers import shared_dir
+
+    shared_dir()
+else:
+    # N workers share the cores: each (and every stage it starts) gets its share of threads, not all
+    # of them (torch on 2 cores with 2 workers x 2 threads spends its time spinning). Before torch loads.
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with end-to-end (slow) tests first, in their order; the quick files after them. The
+    suite runs with pytest-xdist handing out whole files in this order (`--dist loadfile
+    --no-loadscope-reorder`, Makefile): the long files start at once and the short ones even out
+    the workers' ends."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: each file's tests keep their order

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import shutil
@@ -12,8 +13,12 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
+# A folder every process of one test session shares: tests/conftest.py makes it in the first process
+# and pytest-xdist workers inherit the variable (no EAE_ prefix: that would be a parameter override).
+SHARED_DIR_VAR = "EAETESTS_SHARED_DIR"
 TINY = {
     "model": {"latent_dim": 4, "encoder_channels": [8, 16], "decoder_channels": [16, 8]},
     "train": {"epochs": 2},
@@ -75,19 +80,28 @@ def clone(origin: Path, dst: Path) -> Path:
     return dst
 
 
-_REPRODUCED: dict[str, Path] = {}
+def shared_dir() -> Path:
+    """The session's shared folder; made here (and removed at exit) when no conftest made one."""
+    if SHARED_DIR_VAR not in os.environ:
+        os.environ[SHARED_DIR_VAR] = tempfile.mkdtemp(prefix="eae-tests-shared-")
+        atexit.register(shutil.rmtree, os.environ[SHARED_DIR_VAR], True)
+    return Path(os.environ[SHARED_DIR_VAR])
 
 
 def reproduced_tiny_repo(dst: Path, overrides: dict | None = None) -> Path:
     """``make_tiny_repo(dst, overrides)`` after ``dvc repro`` (its results not committed), copied to
     ``dst`` (which must not exist). The first call per ``overrides`` in a test session runs the
-    pipeline once; every later call copies that repository (seconds instead of a minute)."""
-    key = json.dumps(overrides or {}, sort_keys=True)
-    if key not in _REPRODUCED:
-        src = Path(tempfile.mkdtemp(prefix="eae-reproduced-"))
-        atexit.register(shutil.rmtree, src, True)
-        make_tiny_repo(src, overrides)
-        sh(["dvc", "repro"], src)
-        _REPRODUCED[key] = src
-    shutil.copytree(_REPRODUCED[key], dst, symlinks=True)
+    pipeline once, under a file lock in the folder every pytest-xdist worker shares (tests/conftest.py);
+    every later call, in any worker, copies that repository (seconds instead of a minute)."""
+    key = hashlib.sha256(json.dumps(overrides or {}, sort_keys=True).encode()).hexdigest()[:16]
+    src = shared_dir() / f"reproduced-{key}"
+    done = src.with_name(src.name + ".done")
+    with FileLock(src.with_name(src.name + ".lock")):
+        if not done.exists():
+            shutil.rmtree(src, ignore_errors=True)  # a build that failed in another test
+            src.mkdir()
+            make_tiny_repo(src, overrides)
+            sh(["dvc", "repro"], src)
+            done.touch()
+    shutil.copytree(src, dst, symlinks=True)
     return dst

@@ -1,5 +1,6 @@
 """make table1 end to end on the tiny config: objectives x seeds as queued DVC experiments, the
-aggregate in reports/table1.json and the report's Table 1 section."""
+aggregate in reports/table1.json and the report's Table 1 section; the queue handling against a
+scripted `dvc queue status`."""
 
 import json
 import subprocess
@@ -9,9 +10,8 @@ import pytest
 
 from tests.helpers import repo_env, reproduced_tiny_repo, sh
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_table1_runs_every_cell_as_an_experiment(tmp_path):
     env = repo_env()
     dst = reproduced_tiny_repo(tmp_path / "repo")
@@ -47,3 +47,35 @@ def test_table1_runs_every_cell_as_an_experiment(tmp_path):
     assert "resuming: 2 of 2 cells already finished" in again.stderr and "queued" not in again.stderr
     resumed = json.loads((dst / "reports/table1.json").read_text())
     assert resumed["rows"] == table["rows"] and resumed["experiments"] == table["experiments"]
+
+
+def run_cells_with(monkeypatch, polls: list[tuple[dict, int | None]], grace_s: float):
+    """pipelines.table1.run_cells for one cell against a scripted `dvc queue status` (one entry a call:
+    the first is read before the cell is queued); returns (failed cells, worker starts)."""
+    import pipelines.table1 as t1
+
+    polls, starts = list(polls), []
+    monkeypatch.setattr(t1, "experiment_records", lambda: [])
+    monkeypatch.setattr(t1, "queue_states", lambda names: polls.pop(0))
+    monkeypatch.setattr(t1, "start_workers", starts.append)
+    monkeypatch.setattr(t1, "dvc", lambda *args, check=True: subprocess.CompletedProcess(args, 0, "", ""))
+    monkeypatch.setattr(t1, "WORKER_GRACE_S", grace_s)
+    failed = t1.run_cells([("ae", 0)], [], jobs=2, poll_s=0)
+    assert polls == []  # every scripted poll was read, none more
+    return failed, starts
+
+
+def test_a_worker_that_exits_with_cells_queued_is_restarted(monkeypatch):
+    polls = [({}, None), ({"t1-ae-s0": "queued"}, 1), ({"t1-ae-s0": "queued"}, 0),  # the worker exited
+             ({"t1-ae-s0": "running"}, 1), ({"t1-ae-s0": "success"}, 0)]
+    assert run_cells_with(monkeypatch, polls, grace_s=0.0) == ([], [2, 2])
+
+
+def test_a_worker_just_started_is_given_time_to_show_up(monkeypatch):
+    polls = [({}, None), ({"t1-ae-s0": "queued"}, 0), ({"t1-ae-s0": "failed"}, 1)]
+    assert run_cells_with(monkeypatch, polls, grace_s=3600.0) == (["t1-ae-s0"], [2])
+
+
+def test_a_cell_gone_from_the_queue_without_a_final_state_is_failed(monkeypatch):
+    polls = [({}, None), ({"t1-ae-s0": "running"}, 1), ({}, 1)]
+    assert run_cells_with(monkeypatch, polls, grace_s=0.0) == (["t1-ae-s0"], [2])
