@@ -26,7 +26,8 @@ ifdef CONFIG
 endif
 	$(BIN)/python -m pipelines.workspace repro
 
-# The suite runs on every core, one test file per worker (module fixtures are built once).
+# The suite runs on every core, whole test files per worker (module fixtures are built once), handed out in
+# the order tests/conftest.py gives them: files with slow tests first.
 PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
