@@ -1,5 +1,6 @@
 # make repro : build .venv from requirements.lock, then run the DVC pipeline (validated, guarded)
 # make test  : build .venv from requirements.lock, then run the test suite
+# make lint  : ruff check + ruff format --check
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install repro test lock clean prefect-server chromium table1 bench
+.PHONY: install repro test lint lock clean prefect-server chromium table1 bench
 
 install: $(STAMP)
 
@@ -17,20 +18,26 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
-# make repro CONFIG=celeba : use configs/celeba.yaml as params.yaml (the workspace's params change; commit
-# them on a branch), then reproduce. pipelines/workspace.py validates params.yaml before DVC runs and,
+# make repro CONFIG=celeba : params.yaml = the defaults with configs/celeba.yaml's keys set (the workspace's params change; commit
+# them on a branch), then reproduce. pipelines/orchestration/workspace.py validates params.yaml before DVC runs and,
 # if a stage fails, puts back the last good outputs of the stages that did not complete.
 repro: install
 ifdef CONFIG
-	cp configs/$(CONFIG).yaml params.yaml
+	$(BIN)/python -m pipelines.config --compose configs/$(CONFIG).yaml
 endif
-	$(BIN)/python -m pipelines.workspace repro
+	$(BIN)/python -m pipelines.orchestration.workspace repro
 
 # The suite runs on every core, whole test files per worker (module fixtures are built once), handed out in
 # the order tests/conftest.py gives them: files with slow tests first.
 PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint: ruff's rules and formatting (line length and rules in pyproject.toml); .ci/run runs it before the tests.
+# `ruff check --fix . && ruff format .` mends what it reports; `pre-commit install` runs both before each commit.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Headless Chromium (Debian package) for the report's browser test; needs root or sudo.
 chromium:
@@ -55,7 +62,7 @@ clean:
 SEEDS ?= 3
 JOBS ?= 1
 table1: install
-	$(BIN)/python -m pipelines.table1 --seeds $(SEEDS) --jobs $(JOBS) $(TABLE1_ARGS)
+	$(BIN)/python -m pipelines.orchestration.table1 --seeds $(SEEDS) --jobs $(JOBS) $(TABLE1_ARGS)
 
 # Every benchmark (each ratio measured side by side in one run) -> reports/bench.json, shown in the
 # report's Performance section. pythae is a benchmark-only dependency (requirements-bench.txt).

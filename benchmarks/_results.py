@@ -9,17 +9,29 @@ import platform
 from pathlib import Path
 
 
-def row(name: str, value: float, unit: str, goal: tuple[str, float] | None = None,
-        spread: tuple[float, float] | None = None, details: dict | None = None) -> dict:
+def row(
+    name: str,
+    value: float,
+    unit: str,
+    goal: tuple[str, float] | None = None,
+    spread: tuple[float, float] | None = None,
+    details: dict | None = None,
+) -> dict:
     """One measurement. goal: (">=" or "<=", threshold) or None (informative); spread: the lowest and
     highest value over the benchmark's rounds (each round measures every contender side by side)."""
     met = None
     if goal is not None:
         op, threshold = goal
         met = value >= threshold if op == ">=" else value <= threshold
-    return {"name": name, "value": float(value), "unit": unit,
-            "goal": None if goal is None else {"op": goal[0], "value": goal[1]}, "met": met,
-            "spread": None if spread is None else [float(spread[0]), float(spread[1])], "details": details or {}}
+    return {
+        "name": name,
+        "value": float(value),
+        "unit": unit,
+        "goal": None if goal is None else {"op": goal[0], "value": goal[1]},
+        "met": met,
+        "spread": None if spread is None else [float(spread[0]), float(spread[1])],
+        "details": details or {},
+    }
 
 
 def write(path: str | os.PathLike | None, benchmark: str, rows: list[dict]) -> None:
@@ -44,9 +56,15 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "system": f"{platform.system()} {platform.release()}",
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    info = {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     try:
         import onnxruntime
 

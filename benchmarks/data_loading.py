@@ -58,9 +58,10 @@ def main() -> None:
     args = ap.parse_args()
     from torchvision import datasets, transforms
 
-    from eae.prepared import read_split
-    from eae.sources import load_source, write_prepared
-    from eae.batches import batches
+    from eae.data.batches import batches
+    from eae.data.prepare import write_prepared
+    from eae.data.prepared import read_split
+    from eae.data.sources import load_source
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -83,8 +84,9 @@ def main() -> None:
                 x.sum()
 
         tf = transforms.Compose([transforms.CenterCrop(140), transforms.Resize(64), transforms.ToTensor()])
-        loader = torch.utils.data.DataLoader(datasets.ImageFolder(root / "folder", transform=tf), batch_size=100,
-                                             shuffle=True, num_workers=args.workers)
+        loader = torch.utils.data.DataLoader(
+            datasets.ImageFolder(root / "folder", transform=tf), batch_size=100, shuffle=True, num_workers=args.workers
+        )
 
         def folder_epoch():
             for x, _ in loader:
@@ -92,18 +94,37 @@ def main() -> None:
 
         shard_rate, memory_rate = time_epochs(shards_epoch), time_epochs(memory_epoch)
         folder_rate = time_epochs(folder_epoch)
-    print(f"{args.images} images 178x218 -> 3x64x64; one-off prepare {prep_s:.1f} s; "
-          f"torch threads {torch.get_num_threads()}, ImageFolder workers {args.workers}")
+    print(
+        f"{args.images} images 178x218 -> 3x64x64; one-off prepare {prep_s:.1f} s; "
+        f"torch threads {torch.get_num_threads()}, ImageFolder workers {args.workers}"
+    )
     print(f"shards (read each epoch) {shard_rate:9.2f} epochs/s  ratio {shard_rate / folder_rate:7.1f}x")
     print(f"shards (in memory)       {memory_rate:9.2f} epochs/s  ratio {memory_rate / folder_rate:7.1f}x")
     print(f"ImageFolder + transforms {folder_rate:9.2f} epochs/s")
-    details = {"images": args.images, "epochs_per_s": {"shards": shard_rate, "in_memory": memory_rate,
-                                                        "imagefolder": folder_rate}, "prepare_s": prep_s}
-    write(args.json, "data_loading", [
-        row("prepared shards (read each epoch) / ImageFolder decoding", shard_rate / folder_rate, "x", (">=", 20.0),
-            details=details),
-        row("prepared shards (in memory, as training) / ImageFolder decoding", memory_rate / folder_rate, "x",
-            details=details)])
+    details = {
+        "images": args.images,
+        "epochs_per_s": {"shards": shard_rate, "in_memory": memory_rate, "imagefolder": folder_rate},
+        "prepare_s": prep_s,
+    }
+    write(
+        args.json,
+        "data_loading",
+        [
+            row(
+                "prepared shards (read each epoch) / ImageFolder decoding",
+                shard_rate / folder_rate,
+                "x",
+                (">=", 20.0),
+                details=details,
+            ),
+            row(
+                "prepared shards (in memory, as training) / ImageFolder decoding",
+                memory_rate / folder_rate,
+                "x",
+                details=details,
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""Data-parallel scaling of a training epoch: images/s with 1 process vs N (exact DDP, eae.distributed).
+"""Data-parallel scaling of a training epoch: images/s with 1 process vs N (exact DDP, eae.training.distributed).
 
     python benchmarks/ddp_scaling.py [--procs 1 2] [--arch digits|mnist|celeba] [--objective eae]
                                      [--device cpu|cuda] [--backend gloo|nccl] [--batch 100] [--steps 20]
 
-Each configuration runs ``eae.train.train_epoch`` on random uint8 images in fresh processes: one
+Each configuration runs ``eae.training.loop.train_epoch`` on random uint8 images in fresh processes: one
 process without a process group, or N ranks (gloo on CPU, NCCL on GPUs) that each take
 batch/N rows of every global batch of ``--batch``. On CPU the cores are split evenly between
 the ranks (torch threads = cores / N). A warm-up epoch of ``--warmup`` steps precedes the
@@ -23,10 +23,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from eae.distributed import LOCAL, BatchShard, data_parallel_loss
-from eae.networks import ArchConfig
-from eae.objectives import build_objective
-from eae.train import train_epoch
+from eae.models.networks import ArchConfig
+from eae.models.objectives.registry import build_objective
+from eae.training.distributed import LOCAL, BatchShard, data_parallel_loss
+from eae.training.loop import train_epoch
 
 ARCHS = {
     "digits": ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4),
@@ -51,15 +51,17 @@ def worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str)
         torch.manual_seed(0)
         arch = ARCHS[args.arch]
         model = build_objective(args.objective, arch, WEIGHTS[args.objective]).to(device).distribute(shard)
-        loss_fn = data_parallel_loss(model, [device.index] if device.type == "cuda" else None) \
-            if shard.distributed else None
+        loss_fn = (
+            data_parallel_loss(model, [device.index] if device.type == "cuda" else None) if shard.distributed else None
+        )
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         g = torch.Generator().manual_seed(0)
-        images = torch.randint(0, 256, (args.batch * max(args.steps, args.warmup), *arch.image_shape),
-                               dtype=torch.uint8, generator=g).to(device)
+        images = torch.randint(
+            0, 256, (args.batch * max(args.steps, args.warmup), *arch.image_shape), dtype=torch.uint8, generator=g
+        ).to(device)
 
         def epoch(steps: int) -> float:
-            data = images[:args.batch * steps]
+            data = images[: args.batch * steps]
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
@@ -97,9 +99,11 @@ def main() -> None:
     ap.add_argument("--json", metavar="FILE", help="also write the result rows to FILE (make bench collects them)")
     args = ap.parse_args()
     args.backend = args.backend or ("nccl" if args.device.startswith("cuda") else "gloo")
-    print(f"arch {args.arch}, objective {args.objective}, global batch {args.batch}, {args.steps} timed steps, "
-          f"device {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else os.cpu_count()}"
-          f"{'' if args.device.startswith('cuda') else ' cores'}), backend {args.backend}")
+    print(
+        f"arch {args.arch}, objective {args.objective}, global batch {args.batch}, {args.steps} timed steps, "
+        f"device {args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else os.cpu_count()}"
+        f"{'' if args.device.startswith('cuda') else ' cores'}), backend {args.backend}"
+    )
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.procs:
@@ -108,13 +112,26 @@ def main() -> None:
             out = os.path.join(tmp, f"{n}.txt")
             mp.start_processes(worker, args=(n, free_port(), args, out), nprocs=n, start_method="spawn")
             rates[n] = float(open(out).read())
-            print(f"{n} process{'es' if n > 1 else ''}: {rates[n]:9.1f} img/s   "
-                  f"speed-up x{rates[n] / rates[args.procs[0]]:.2f} over {args.procs[0]}", flush=True)
+            print(
+                f"{n} process{'es' if n > 1 else ''}: {rates[n]:9.1f} img/s   "
+                f"speed-up x{rates[n] / rates[args.procs[0]]:.2f} over {args.procs[0]}",
+                flush=True,
+            )
     from _results import row, write
 
-    write(args.json, "ddp_scaling", [
-        row(f"data-parallel training images/s, {n} / {args.procs[0]} processes ({args.backend}, {args.device})",
-            rates[n] / rates[args.procs[0]], "x", details={"images_per_s": rates}) for n in args.procs[1:]])
+    write(
+        args.json,
+        "ddp_scaling",
+        [
+            row(
+                f"data-parallel training images/s, {n} / {args.procs[0]} processes ({args.backend}, {args.device})",
+                rates[n] / rates[args.procs[0]],
+                "x",
+                details={"images_per_s": rates},
+            )
+            for n in args.procs[1:]
+        ],
+    )
 
 
 if __name__ == "__main__":

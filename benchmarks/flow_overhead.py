@@ -36,7 +36,7 @@ def main() -> None:
     from _results import add_json_argument, row, write
     from prefect.testing.utilities import prefect_test_harness
 
-    from pipelines.flows import retrain
+    from pipelines.orchestration.flows import retrain
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_json_argument(ap)
@@ -57,12 +57,19 @@ def main() -> None:
             plain_noop = timed(lambda: dvc("repro"))
             flow_noop = timed(lambda: retrain(repo=str(repo), promote_if_better=False))
     print(f"full pipeline (forced):  dvc repro {plain:6.1f} s | flow {flow:6.1f} s | ratio {flow / plain:5.2f}x")
-    print(f"nothing changed:         dvc repro {plain_noop:6.1f} s | flow {flow_noop:6.1f} s | "
-          f"ratio {flow_noop / plain_noop:5.2f}x")
+    print(
+        f"nothing changed:         dvc repro {plain_noop:6.1f} s | flow {flow_noop:6.1f} s | "
+        f"ratio {flow_noop / plain_noop:5.2f}x"
+    )
     seconds = {"dvc_repro": plain, "flow": flow, "dvc_repro_noop": plain_noop, "flow_noop": flow_noop}
-    write(args.json, "flow_overhead", [
-        row("retrain flow / dvc repro, whole pipeline forced (tiny config)", flow / plain, "x", details=seconds),
-        row("retrain flow / dvc repro, nothing to do", flow_noop / plain_noop, "x", details=seconds)])
+    write(
+        args.json,
+        "flow_overhead",
+        [
+            row("retrain flow / dvc repro, whole pipeline forced (tiny config)", flow / plain, "x", details=seconds),
+            row("retrain flow / dvc repro, nothing to do", flow_noop / plain_noop, "x", details=seconds),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Time eae.fid.frechet_distance against pytorch-fid's calculate_frechet_distance, idle and busy.
+"""Time eae.evaluation.fid.frechet_distance against pytorch-fid's calculate_frechet_distance, idle and busy.
 
     python benchmarks/frechet.py [--dims 2048] [--samples 3000] [--repeats 3] [--threads N]
                                  [--load idle,busy] [--busy-procs N]
@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 from _results import add_json_argument, row, write
 
-from eae.fid import blas_threads, feature_statistics, frechet_distance
+from eae.evaluation.fid import blas_threads, feature_statistics, frechet_distance
 
 
 def activations(rng: np.random.Generator, n: int, d: int, shift: float) -> np.ndarray:
@@ -70,8 +70,12 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=3000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="BLAS threads for pytorch-fid and eae-pools (default: the libraries' own)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads for pytorch-fid and eae-pools (default: the libraries' own)",
+    )
     ap.add_argument("--load", default="idle,busy", help="comma-separated: idle, busy")
     ap.add_argument("--busy-procs", type=int, default=os.cpu_count() or 1)
     add_json_argument(ap)
@@ -80,16 +84,20 @@ def main() -> None:
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     rng = np.random.default_rng(args.seed)
-    stats = (*feature_statistics(activations(rng, args.samples, args.dims, 0.2)),
-             *feature_statistics(activations(rng, args.samples, args.dims, 0.3)))
+    stats = (
+        *feature_statistics(activations(rng, args.samples, args.dims, 0.2)),
+        *feature_statistics(activations(rng, args.samples, args.dims, 0.3)),
+    )
     contenders = {
         "eae": lambda: frechet_distance(*stats),
         "eae-pools": lambda: frechet_distance(*stats, threads=None),
         "pytorch-fid": lambda: calculate_frechet_distance(*stats),
     }
     limit = "default" if args.threads is None else args.threads
-    print(f"dims {args.dims}, samples {args.samples}, repeats {args.repeats}, {os.cpu_count()} CPUs, "
-          f"BLAS threads of pytorch-fid/eae-pools: {limit} (median seconds)")
+    print(
+        f"dims {args.dims}, samples {args.samples}, repeats {args.repeats}, {os.cpu_count()} CPUs, "
+        f"BLAS threads of pytorch-fid/eae-pools: {limit} (median seconds)"
+    )
     for kind in args.load.split(","):
         times: dict[str, list[float]] = {name: [] for name in contenders}
         values: dict[str, float] = {}
@@ -107,13 +115,22 @@ def main() -> None:
         print(f"[{kind}{busy}]")
         for name in contenders:
             print(f"  {name:12s} {med[name]:8.3f} s   FID {values[name]!r}")
-        print(f"  speed-up over pytorch-fid: eae {med['pytorch-fid'] / med['eae']:.1f}x, eae-pools "
-              f"{med['pytorch-fid'] / med['eae-pools']:.1f}x; one thread vs pools {med['eae-pools'] / med['eae']:.1f}x; "
-              f"relative difference {rel:.2e}")
+        print(
+            f"  speed-up over pytorch-fid: eae {med['pytorch-fid'] / med['eae']:.1f}x, eae-pools "
+            f"{med['pytorch-fid'] / med['eae-pools']:.1f}x; one thread vs pools {med['eae-pools'] / med['eae']:.1f}x; "
+            f"relative difference {rel:.2e}"
+        )
         per_repeat = [b / a for a, b in zip(times["eae"], times["pytorch-fid"])]
-        rows.append(row(f"Fréchet distance: pytorch-fid time / eae time, {kind} machine ({args.dims}-d)",
-                        med["pytorch-fid"] / med["eae"], "x", (">=", 2.0), (min(per_repeat), max(per_repeat)),
-                        {"seconds": med, "relative_difference": rel, "busy_procs": args.busy_procs if kind == "busy" else 0}))
+        rows.append(
+            row(
+                f"Fréchet distance: pytorch-fid time / eae time, {kind} machine ({args.dims}-d)",
+                med["pytorch-fid"] / med["eae"],
+                "x",
+                (">=", 2.0),
+                (min(per_repeat), max(per_repeat)),
+                {"seconds": med, "relative_difference": rel, "busy_procs": args.busy_procs if kind == "busy" else 0},
+            )
+        )
     write(args.json, "frechet", rows)
 
 

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from _results import add_json_argument, row, write
 
-from eae.density import fit_gmm, load_samplers
-from eae.generator import Generator as TorchGenerator
-from eae.generator import export_onnx
-from eae.networks import ArchConfig, Decoder
-from eae.runtime import Generator, draw_inputs
+from eae.export.onnx import export_onnx
+from eae.export.runtime import Generator, draw_inputs
+from eae.models.networks import ArchConfig, Decoder
+from eae.sampling.density import fit_gmm, load_samplers
+from eae.sampling.generator import Generator as TorchGenerator
 
 GOAL = 1.5
 DIGITS = ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4)
@@ -36,7 +36,7 @@ DIGITS = ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4)
 def fixture_generator(folder: Path) -> TorchGenerator:
     """The default digits decoder (random weights, eval-mode BatchNorm statistics from a few batches)
     and a 10-component GMM, exported like the export stage does."""
-    from eae.card import make_card
+    from eae.export.card import make_card
     from eae.io import write_json
 
     torch.manual_seed(0)
@@ -48,18 +48,28 @@ def fixture_generator(folder: Path) -> TorchGenerator:
     codes = np.random.default_rng(0).standard_normal((2000, DIGITS.latent_dim)) * np.linspace(0.5, 1.5, 8)
     torch_gen = TorchGenerator(fit_gmm(codes, 10, seed=0), decoder).eval()
     meta = {"latent_dim": DIGITS.latent_dim, "image_shape": json.dumps(list(DIGITS.image_shape)), "sampler": "gmm"}
-    export_onnx(torch_gen, (torch.randn(2, DIGITS.latent_dim), torch.rand(2)), ["noise", "u"],
-                folder / "generator.onnx", meta)
+    export_onnx(
+        torch_gen, (torch.randn(2, DIGITS.latent_dim), torch.rand(2)), ["noise", "u"], folder / "generator.onnx", meta
+    )
     export_onnx(decoder.baked(), (torch.randn(2, DIGITS.latent_dim),), ["latent"], folder / "decoder.onnx", meta)
-    card = make_card(folder / "generator.onnx", folder / "decoder.onnx", latent_dim=DIGITS.latent_dim,
-                     image_shape=list(DIGITS.image_shape), sampler="gmm", n_components=10, dataset="fixture",
-                     opset=18, training={}, evaluation={})
+    card = make_card(
+        folder / "generator.onnx",
+        folder / "decoder.onnx",
+        latent_dim=DIGITS.latent_dim,
+        image_shape=list(DIGITS.image_shape),
+        sampler="gmm",
+        n_components=10,
+        dataset="fixture",
+        opset=18,
+        training={},
+        evaluation={},
+    )
     write_json(folder / "generator.json", card)
     return torch_gen
 
 
 def run_generator(models: Path) -> TorchGenerator:
-    from eae.checkpoint import load_checkpoint, model_from_checkpoint
+    from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
 
     card = json.loads((models / "generator.json").read_text())
     density = load_samplers(models / "density.npz")[card["sampler"]]
@@ -98,27 +108,44 @@ def main() -> None:
         onnx_gen = Generator(folder / "generator.onnx", device="cpu", threads=threads)
         load_s = time.perf_counter() - start
         size_kb = (folder / "generator.onnx").stat().st_size / 1024
-        print(f"generator.onnx ({'run' if args.models else 'fixture'}): {size_kb:.1f} kB, session load "
-              f"{load_s * 1e3:.1f} ms, providers {onnx_gen.providers}, threads {threads}, torch {torch.__version__}")
+        print(
+            f"generator.onnx ({'run' if args.models else 'fixture'}): {size_kb:.1f} kB, session load "
+            f"{load_s * 1e3:.1f} ms, providers {onnx_gen.providers}, threads {threads}, torch {torch.__version__}"
+        )
         rows = []
         for batch in args.batches:
             noise, u = draw_inputs(batch, onnx_gen.noise_dim, seed=0)
             tn, tu = torch.from_numpy(noise), torch.from_numpy(u)
 
-            def run_torch():
+            def run_torch(tn=tn, tu=tu):
                 with torch.inference_mode():
                     torch_gen(tn, tu)
 
-            rates = rounds_of({"onnx": lambda: onnx_gen.generate(noise, u), "torch": run_torch}, batch, args.seconds)
+            def run_onnx(noise=noise, u=u):
+                onnx_gen.generate(noise, u)
+
+            rates = rounds_of({"onnx": run_onnx, "torch": run_torch}, batch, args.seconds)
             ratios = [a / b for a, b in zip(rates["onnx"], rates["torch"])]
             ratio = statistics.median(ratios)
-            print(f"batch {batch:4d}: onnxruntime {statistics.median(rates['onnx']):9.0f} img/s | torch eager "
-                  f"{statistics.median(rates['torch']):9.0f} img/s | ratio {ratio:5.2f}x "
-                  f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")
-            rows.append(row(f"ONNX generator / torch eager, batch {batch}", ratio, "x", (">=", GOAL),
-                            (min(ratios), max(ratios)),
-                            {"onnx_img_s": statistics.median(rates["onnx"]),
-                             "torch_img_s": statistics.median(rates["torch"]), "threads": threads}))
+            print(
+                f"batch {batch:4d}: onnxruntime {statistics.median(rates['onnx']):9.0f} img/s | torch eager "
+                f"{statistics.median(rates['torch']):9.0f} img/s | ratio {ratio:5.2f}x "
+                f"(rounds {min(ratios):.2f}-{max(ratios):.2f})"
+            )
+            rows.append(
+                row(
+                    f"ONNX generator / torch eager, batch {batch}",
+                    ratio,
+                    "x",
+                    (">=", GOAL),
+                    (min(ratios), max(ratios)),
+                    {
+                        "onnx_img_s": statistics.median(rates["onnx"]),
+                        "torch_img_s": statistics.median(rates["torch"]),
+                        "threads": threads,
+                    },
+                )
+            )
     write(args.json, "onnx_generator", rows)
 
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,17 +60,29 @@ def main() -> int:
             out = Path(tmp) / f"{name}.json"
             print(f"=== {name}", flush=True)
             t = time.perf_counter()
-            proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *BENCHMARKS[name],
-                                   "--json", str(out)], cwd=ROOT)
+            proc = subprocess.run(
+                [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *BENCHMARKS[name], "--json", str(out)],
+                cwd=ROOT,
+            )
             seconds = time.perf_counter() - t
             if proc.returncode != 0 or not out.exists():
                 failures.append(name)
-                results.append({"benchmark": name, "rows": [], "seconds": round(seconds, 1),
-                                "error": f"exit code {proc.returncode}"})
+                results.append(
+                    {
+                        "benchmark": name,
+                        "rows": [],
+                        "seconds": round(seconds, 1),
+                        "error": f"exit code {proc.returncode}",
+                    }
+                )
                 continue
             results.append({**json.loads(out.read_text()), "seconds": round(seconds, 1)})
-    report = {"machine": machine(), "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "wall_seconds": round(time.perf_counter() - start, 1), "benchmarks": results}
+    report = {
+        "machine": machine(),
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "benchmarks": results,
+    }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{'measure':58s} {'value':>12s}  {'goal':>8s}  {'spread':>17s}  met")
@@ -78,10 +90,14 @@ def main() -> int:
         for r in result["rows"]:
             spread = "" if r["spread"] is None else f"{r['spread'][0]:.3g}-{r['spread'][1]:.3g}"
             met = {True: "yes", False: "NO", None: ""}[r["met"]]
-            print(f"{r['name'][:58]:58s} {r['value']:10.3g} {r['unit'][:2]:2s} {fmt_goal(r['goal']):>8s}  "
-                  f"{spread:>17s}  {met}")
-    print(f"\n{args.output} written in {report['wall_seconds']:.0f} s"
-          + (f"; failed: {', '.join(failures)}" if failures else ""))
+            print(
+                f"{r['name'][:58]:58s} {r['value']:10.3g} {r['unit'][:2]:2s} {fmt_goal(r['goal']):>8s}  "
+                f"{spread:>17s}  {met}"
+            )
+    print(
+        f"\n{args.output} written in {report['wall_seconds']:.0f} s"
+        + (f"; failed: {', '.join(failures)}" if failures else "")
+    )
     return 1 if failures else 0
 
 

@@ -17,9 +17,10 @@ import time
 import torch
 from _results import add_json_argument, row, write
 
-from eae.entropy import kl_entropy
-from eae.networks import ArchConfig
-from eae.objectives import build_objective, reconstruction_loss
+from eae.models.entropy import kl_entropy
+from eae.models.networks import ArchConfig
+from eae.models.objectives.base import reconstruction_loss
+from eae.models.objectives.registry import build_objective
 
 ARCHS = {
     "digits": ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4),
@@ -84,15 +85,32 @@ def main() -> None:
     print(f"plain AE step      {p * 1e3:8.2f} ms")
     print(f"EAE step           {e * 1e3:8.2f} ms")
     print(f"kl_entropy fwd+bwd {alone * 1e3:8.3f} ms")
-    print(f"ratio EAE/AE       {e / p:8.3f}  (entropy term overhead {100 * (e / p - 1):+.1f} %, "
-          f"isolated {100 * alone / p:.1f} % of a plain step)")
+    print(
+        f"ratio EAE/AE       {e / p:8.3f}  (entropy term overhead {100 * (e / p - 1):+.1f} %, "
+        f"isolated {100 * alone / p:.1f} % of a plain step)"
+    )
     print(f"throughput         {args.batch / e:8.1f} training images/s (EAE step)")
     per_block = [100 * (a / b - 1) for a, b in zip(eae, plain)]
-    write(args.json, "train_step", [
-        row(f"entropy term overhead, {args.arch} step (batch {args.batch}, {device.type})", 100 * (e / p - 1), "%",
-            ("<=", 5.0), (min(per_block), max(per_block)),
-            {"plain_ms": p * 1e3, "eae_ms": e * 1e3, "entropy_alone_ms": alone * 1e3,
-             "images_per_s": args.batch / e, "threads": torch.get_num_threads()})])
+    write(
+        args.json,
+        "train_step",
+        [
+            row(
+                f"entropy term overhead, {args.arch} step (batch {args.batch}, {device.type})",
+                100 * (e / p - 1),
+                "%",
+                ("<=", 5.0),
+                (min(per_block), max(per_block)),
+                {
+                    "plain_ms": p * 1e3,
+                    "eae_ms": e * 1e3,
+                    "entropy_alone_ms": alone * 1e3,
+                    "images_per_s": args.batch / e,
+                    "threads": torch.get_num_threads(),
+                },
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

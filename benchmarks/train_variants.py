@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from eae.networks import ArchConfig
-from eae.objectives import build_objective
-from eae.train import train_epoch
+from eae.models.networks import ArchConfig
+from eae.models.objectives.registry import build_objective
+from eae.training.loop import train_epoch
 
 ARCHS = {
     "digits": (ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4), False),
@@ -69,8 +69,16 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        train_epoch(m, opt, data, args.batch, generator=torch.Generator().manual_seed(0), amp_dtype=amp,
-                    channels_last=cl, loss_fn=loss_fn)
+        train_epoch(
+            m,
+            opt,
+            data,
+            args.batch,
+            generator=torch.Generator().manual_seed(0),
+            amp_dtype=amp,
+            channels_last=cl,
+            loss_fn=loss_fn,
+        )
         if device.type == "cuda":
             torch.cuda.synchronize()
         return (time.perf_counter() - t) / args.steps
@@ -83,20 +91,24 @@ def main() -> None:
             times[name].append(epoch(name))
     base = statistics.median(times["fp32"])
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    print(f"device {gpu}, torch {torch.__version__}, arch {args.arch}, batch {args.batch}, "
-          f"{args.steps} steps x {args.rounds} rounds")
+    print(
+        f"device {gpu}, torch {torch.__version__}, arch {args.arch}, batch {args.batch}, "
+        f"{args.steps} steps x {args.rounds} rounds"
+    )
     for name, ts in times.items():
         t = statistics.median(ts)
         epoch_s = args.epoch_images / args.batch * t
-        print(f"{name:24s} {t * 1e3:8.2f} ms/step (spread {min(ts) * 1e3:.2f}-{max(ts) * 1e3:.2f})  "
-              f"{args.batch / t:9.1f} img/s  x{base / t:5.2f} vs fp32  epoch {epoch_s / 60:6.1f} min  "
-              f"{args.epochs} epochs {args.epochs * epoch_s / 3600:6.2f} h")
+        print(
+            f"{name:24s} {t * 1e3:8.2f} ms/step (spread {min(ts) * 1e3:.2f}-{max(ts) * 1e3:.2f})  "
+            f"{args.batch / t:9.1f} img/s  x{base / t:5.2f} vs fp32  epoch {epoch_s / 60:6.1f} min  "
+            f"{args.epochs} epochs {args.epochs * epoch_s / 3600:6.2f} h"
+        )
     e = statistics.median(times["fp32"]) / statistics.median(times["fp32, no entropy term"])
     print(f"entropy term overhead (fp32): {100 * (e - 1):+.2f} % of a step")
 
 
 def _without_entropy(model):
-    from eae.objectives import reconstruction_loss
+    from eae.models.objectives.base import reconstruction_loss
 
     def loss(x):
         z, x_hat = model(x)

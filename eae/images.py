@@ -21,8 +21,9 @@ def image_grid(images: np.ndarray, ncol: int = 8, pad: int = 1) -> np.ndarray:
     grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
     for i, img in enumerate(images):
         r, col = divmod(i, ncol)
-        grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = \
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = (
             img.transpose(1, 2, 0)
+        )
     return grid
 
 

@@ -16,8 +16,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 SET_PREFIX = ".eae-set"  # staging folders of atomic_files: .eae-set.<pid>.<random>
 COMMIT = ".commit"  # inside a staging folder: the set is complete and being moved into place
@@ -51,7 +52,7 @@ def _stale(entry: str, prefix: str) -> bool:
     """``entry`` is ``<prefix>.<pid>.<anything>`` and that pid no longer runs."""
     if not entry.startswith(prefix + "."):
         return False
-    pid = entry[len(prefix) + 1:].split(".", 1)[0]
+    pid = entry[len(prefix) + 1 :].split(".", 1)[0]
     return pid.isdigit() and not pid_alive(int(pid))
 
 

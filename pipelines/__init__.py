@@ -19,9 +19,12 @@ def _require_project_environment() -> None:
     here = {"", os.getcwd()}
     installed = [p for p in sys.path if p not in here and os.path.abspath(p) != os.getcwd()]
     if not any(True for _ in distributions(name="eae", path=installed)):
-        print(f"error: {sys.executable} is not this project's environment (the eae package is not installed "
-              "in it): run `source .venv/bin/activate` first (`make install` builds .venv), or "
-              "`pip install -e .` into the environment you use", file=sys.stderr)
+        print(
+            f"error: {sys.executable} is not this project's environment (the eae package is not installed "
+            "in it): run `source .venv/bin/activate` first (`make install` builds .venv), or "
+            "`pip install -e .` into the environment you use",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
 
 

@@ -7,8 +7,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from eae.errors import EAEError
 from pipelines.config import ConfigError
@@ -28,7 +28,9 @@ TEST_FEATURES = "models/features/test_features.npy"  # float32 [n_test, D] (KID,
 FEATURE_METRICS = "reports/feature_extractor.json"
 TRAIN_METRICS = "reports/train_metrics.json"
 FID = "reports/fid.json"
-TABLE1 = "reports/table1.json"  # written by pipelines.table1 (make table1), read by the report when present
+TABLE1 = (
+    "reports/table1.json"  # written by pipelines.orchestration.table1 (make table1), read by the report when present
+)
 BENCH = "reports/bench.json"  # written by make bench (benchmarks/run_all.py), read by the report when present
 REPORT = "reports/index.html"
 DVCLIVE = "dvclive"
@@ -40,8 +42,9 @@ log = logging.getLogger("eae")
 
 def run(main: Callable[[], None]) -> None:
     """Run a stage's main(): config errors exit 2, input errors exit 1, each as one line on stderr."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
+    )
     log.setLevel(logging.INFO)
     start = time.perf_counter()
     try:

@@ -9,18 +9,21 @@ DVC does not see them, so runs that should be tracked change params.yaml
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
-import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from eae.errors import EAEError
+from eae.models.objectives.weights import DEFAULT_ENTROPY_WEIGHT, WEIGHTS, EntropyWeight
+from eae.sampling import ALL_SAMPLERS
+from eae.schema import StrictModel, strict_scalars
 
 PARAMS_FILE = "params.yaml"
 ENV_PREFIX = "EAE_"
@@ -31,39 +34,11 @@ class ConfigError(EAEError):
     """Bad parameters: reported on one line, exit code 2."""
 
 
-def _leaf_types(annotation: Any) -> set:
-    """The scalar types a field accepts: int | None -> {int, NoneType}, list[int] -> {int}."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType, list, tuple):
-        return set().union(*(_leaf_types(a) for a in typing.get_args(annotation)))
-    return {annotation}
-
-
-def _strict_scalars(model: type[BaseModel], value: Any, field: str) -> Any:
-    """Refuse what pydantic's lax mode would silently convert: a boolean where a number is
-    expected (``epochs: true`` would train 1 epoch) and a number where a boolean is expected
-    (``compile: 2``). Strings pass: environment overrides arrive as text."""
-    leaves = _leaf_types(model.model_fields[field].annotation)
-    items = value if isinstance(value, list) else [value]
-    if leaves & {int, float} and bool not in leaves and any(isinstance(v, bool) for v in items):
-        raise ValueError("expected a number, got a boolean")
-    if leaves == {bool} and not isinstance(value, (bool, str)):
-        raise ValueError("expected true or false")
-    return value
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _strict(cls, value: Any, info: ValidationInfo) -> Any:
-        return _strict_scalars(cls, value, info.field_name)
-
-
-class DataParams(_Section):
+class DataParams(StrictModel):
     source: Literal["digits", "celeba", "cifar10", "mnist", "folder"] = "digits"
-    split_seed: int = Field(0, ge=0, description="seeded train/test split (digits, folder); fixed across training seeds")
+    split_seed: int = Field(
+        0, ge=0, description="seeded train/test split (digits, folder); fixed across training seeds"
+    )
     root: str = "data/raw"
     download: bool = Field(False, description="celeba/cifar10/mnist: fetch missing files with torchvision")
     image_size: int = Field(16, ge=4)
@@ -75,13 +50,13 @@ class DataParams(_Section):
     on_bad_image: Literal["skip", "fail"] = "skip"
 
 
-ObjectiveName = Literal["eae", "ae", "ae_l2", "rae", "rae_l2", "rae_gp", "rae_sn", "vae", "cv_vae", "wae",
-                        "two_stage_vae"]
+ObjectiveName = Literal[tuple(WEIGHTS)]  # type: ignore[valid-type]
 
 
-class ModelParams(_Section):
-    objective: ObjectiveName = Field("eae", description="training objective (eae.objectives); its weights: "
-                                                        "objectives.<name>")
+class ModelParams(StrictModel):
+    objective: ObjectiveName = Field(
+        "eae", description="training objective (eae.models.objectives); its weights: objectives.<name>"
+    )
     latent_dim: int = Field(8, ge=1)
     encoder_channels: list[int] = Field(default_factory=lambda: [32, 64, 128], min_length=1)
     decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 32], min_length=1)
@@ -95,7 +70,7 @@ class ModelParams(_Section):
         return v
 
 
-class TrainParams(_Section):
+class TrainParams(StrictModel):
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(100, ge=2)
     lr: float = Field(1e-3, gt=0)
@@ -111,107 +86,45 @@ class TrainParams(_Section):
     # than one process in all, the stage launches torchrun itself (pipelines/launch.py).
     nproc_per_node: int = Field(1, ge=1, description="training processes on this machine (one per GPU)")
     nnodes: int = Field(1, ge=1, description="machines training together; each runs the train stage")
-    node_rank: int = Field(0, ge=0, description="this machine's rank among nnodes; 0 writes the outputs "
-                                                "(set per machine: EAE_TRAIN__NODE_RANK)")
-    rdzv_endpoint: str | None = Field(None, pattern=r"^[^\s:]+:[0-9]+$",
-                                      description="host:port of node 0, reachable from every node (nnodes > 1)")
+    node_rank: int = Field(
+        0,
+        ge=0,
+        description="this machine's rank among nnodes; 0 writes the outputs (set per machine: EAE_TRAIN__NODE_RANK)",
+    )
+    rdzv_endpoint: str | None = Field(
+        None, pattern=r"^[^\s:]+:[0-9]+$", description="host:port of node 0, reachable from every node (nnodes > 1)"
+    )
     dist_backend: Literal["auto", "nccl", "gloo"] = Field("auto", description="auto: nccl on CUDA, gloo on CPU")
     dist_timeout_s: float = Field(600.0, gt=0, description="a collective waiting longer fails the run")
 
 
-class EAEWeights(_Section):
-    """The EAE's own settings; its entropy weight is the top-level ``entropy_weight``."""
-    entropy_k: int = Field(1, ge=1, description="which nearest neighbour the entropy estimate uses")
-    decoder_l2: float = Field(0.0, ge=0, description="L2 penalty on the decoder weights (paper: CIFAR-10)")
-    spectral_norm: bool = Field(False, description="spectrally normalised decoder (paper: CelebA)")
-    entropy_start_weight: float | None = Field(None, ge=0, description="beyond the paper: the entropy weight at "
-                                               "epoch 0, ramped linearly to entropy_weight; null = constant")
-    entropy_ramp_epochs: int = Field(0, ge=0, description="epochs of that ramp; 0 = no schedule")
+# Each objective's own weights (params.yaml ``objectives.<name>``), as the objectives declare them.
+ObjectivesParams = create_model(
+    "ObjectivesParams",
+    __base__=StrictModel,
+    __doc__="Each objective's weights; ``model.objective`` picks the one that trains.",
+    **{name: (model, Field(default_factory=model)) for name, model in WEIGHTS.items()},
+)
 
 
-class NoWeights(_Section):
-    pass
-
-
-class AEL2Weights(_Section):
-    decoder_l2: float = Field(2.56e-5, ge=0)
-
-
-class RAEWeights(_Section):
-    embedding_weight: float = Field(0.032, ge=0, description="weight of ½||z||²")
-
-
-class RAEL2Weights(_Section):
-    embedding_weight: float = Field(0.0064, ge=0)
-    decoder_l2: float = Field(2.56e-5, ge=0)
-
-
-class RAEGPWeights(_Section):
-    embedding_weight: float = Field(0.0064, ge=0)
-    gp_weight: float = Field(0.01, ge=0, description="weight of the decoder Jacobian's squared Frobenius norm")
-    gp_probes: int = Field(1, ge=0, description="Hutchinson probes per image; 0 = exact (one pass per pixel)")
-
-
-class RAESNWeights(_Section):
-    embedding_weight: float = Field(0.576, ge=0)
-
-
-class VAEWeights(_Section):
-    kl_weight: float = Field(0.312, gt=0)
-
-
-class CVVAEWeights(_Section):
-    kl_weight: float = Field(0.039, gt=0)
-    sigma: float = Field(0.7, gt=0, description="the fixed posterior standard deviation")
-
-
-class WAEWeights(_Section):
-    mmd_weight: float = Field(0.6, ge=0)
-
-
-class SecondStageParams(_Section):
-    latent_dim: int | None = Field(None, ge=1, description="null = model.latent_dim")
-    hidden: int = Field(256, ge=1)
-    layers: int = Field(2, ge=1)
-    epochs: int = Field(300, ge=1)
-    batch_size: int = Field(100, ge=2)
-    lr: float = Field(1e-3, gt=0)
-
-
-class TwoStageWeights(_Section):
-    second_stage: SecondStageParams = Field(default_factory=SecondStageParams)
-
-
-class ObjectivesParams(_Section):
-    """Each objective's own weights; ``model.objective`` picks the one that trains."""
-    eae: EAEWeights = Field(default_factory=EAEWeights)
-    ae: NoWeights = Field(default_factory=NoWeights)
-    ae_l2: AEL2Weights = Field(default_factory=AEL2Weights)
-    rae: RAEWeights = Field(default_factory=RAEWeights)
-    rae_l2: RAEL2Weights = Field(default_factory=RAEL2Weights)
-    rae_gp: RAEGPWeights = Field(default_factory=RAEGPWeights)
-    rae_sn: RAESNWeights = Field(default_factory=RAESNWeights)
-    vae: VAEWeights = Field(default_factory=VAEWeights)
-    cv_vae: CVVAEWeights = Field(default_factory=CVVAEWeights)
-    wae: WAEWeights = Field(default_factory=WAEWeights)
-    two_stage_vae: TwoStageWeights = Field(default_factory=TwoStageWeights)
-
-
-class DensityParams(_Section):
-    gmm_components: int = Field(10, ge=1, description="components (the paper: 10); with gmm_selection, the largest K tried")
+class DensityParams(StrictModel):
+    gmm_components: int = Field(
+        10, ge=1, description="components (the paper: 10); with gmm_selection, the largest K tried"
+    )
     gmm_selection: Literal["fixed", "bic", "heldout"] = Field(
-        "fixed", description="fixed: gmm_components; bic / heldout: choose K in 1..gmm_components")
+        "fixed", description="fixed: gmm_components; bic / heldout: choose K in 1..gmm_components"
+    )
     gmm_max_iter: int = Field(200, ge=1)
     reg_covar: float = Field(1e-6, ge=0)
 
 
-class ExportParams(_Section):
-    sampler: Literal["isotropic", "mvg", "gmm", "two_stage"] = "gmm"
+class ExportParams(StrictModel):
+    sampler: Literal[ALL_SAMPLERS] = "gmm"  # type: ignore[valid-type]
     opset: int = Field(18, ge=13)
     tolerance: float = Field(1e-4, gt=0)
 
 
-class ClassifierParams(_Section):
+class ClassifierParams(StrictModel):
     seed: int = Field(0, ge=0, description="the classifier's training seed (fixed across training seeds)")
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -219,29 +132,44 @@ class ClassifierParams(_Section):
     feature_dim: int = Field(32, ge=2)
 
 
-class EvalParams(_Section):
+class EvalParams(StrictModel):
     # 10,000 is the paper's count and 50,000 the usual FID count; beyond a million the estimate no longer
     # changes while the time (and a typo such as 1.0e9) grows without bound.
     n_samples: int = Field(10_000, ge=2, le=MAX_EVAL_SAMPLES)
     batch_size: int = Field(1000, ge=1)
     feature_extractor: Literal["classifier", "inception"] = "classifier"
     inception_dims: Literal[64, 192, 768, 2048] = 2048
-    inception_weights: str | None = Field(None, description="pt_inception-2015-12-05-6726825d.pth; "
-                                                             "default: the torch hub cache")
+    inception_weights: str | None = Field(
+        None, description="pt_inception-2015-12-05-6726825d.pth; default: the torch hub cache"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
-class ReportParams(_Section):
+class ReportParams(StrictModel):
     n_images: int = Field(64, ge=1, le=1024)
+
+
+_WITH_ENVIRONMENT = contextvars.ContextVar("eae_params_with_environment", default=True)
+
+
+def params_of_file(values: dict) -> Params:
+    """``Params`` of a file's values alone, without EAE_ environment overrides (what may be written back)."""
+    token = _WITH_ENVIRONMENT.set(False)
+    try:
+        return Params(**values)
+    finally:
+        _WITH_ENVIRONMENT.reset(token)
 
 
 class Params(BaseSettings):
     """Mirror of params.yaml. Field order follows the file."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", allow_inf_nan=False
+    )
 
     seed: int = Field(0, ge=0)
-    entropy_weight: float = Field(0.2, ge=0, description="beta in loss = recon - beta * H(z)")
+    entropy_weight: EntropyWeight = DEFAULT_ENTROPY_WEIGHT
     data: DataParams = Field(default_factory=DataParams)
     model: ModelParams = Field(default_factory=ModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
@@ -255,49 +183,58 @@ class Params(BaseSettings):
     @field_validator("*", mode="before")
     @classmethod
     def _strict(cls, value: Any, info: ValidationInfo) -> Any:
-        return _strict_scalars(cls, value, info.field_name)
+        return strict_scalars(cls, value, info.field_name)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Params":
+    def _consistent(self) -> Params:
         if self.model.kernel_size > self.data.image_size:
             # The first stride-2 conv sees the whole image: a wider kernel only adds taps on the zero
             # padding, costing k^2 multiplications per output (kernel_size 100 on 16 px: minutes per step).
-            raise ValueError(f"model.kernel_size ({self.model.kernel_size}) must not exceed data.image_size "
-                             f"({self.data.image_size}): a kernel wider than the image only covers zero padding")
+            raise ValueError(
+                f"model.kernel_size ({self.model.kernel_size}) must not exceed data.image_size "
+                f"({self.data.image_size}): a kernel wider than the image only covers zero padding"
+            )
         if self.model.objective == "eae" and self.objectives.eae.entropy_k >= self.train.batch_size:
-            raise ValueError(f"objectives.eae.entropy_k ({self.objectives.eae.entropy_k}) must be smaller than "
-                             f"train.batch_size ({self.train.batch_size}): the k-th neighbour is searched in the batch")
+            raise ValueError(
+                f"objectives.eae.entropy_k ({self.objectives.eae.entropy_k}) must be smaller than "
+                f"train.batch_size ({self.train.batch_size}): the k-th neighbour is searched in the batch"
+            )
         t = self.train
         if t.batch_size % (t.nproc_per_node * t.nnodes):
-            raise ValueError(f"train.batch_size ({t.batch_size}) must be a multiple of the number of training "
-                             f"processes, train.nproc_per_node x train.nnodes ({t.nproc_per_node * t.nnodes})")
+            raise ValueError(
+                f"train.batch_size ({t.batch_size}) must be a multiple of the number of training "
+                f"processes, train.nproc_per_node x train.nnodes ({t.nproc_per_node * t.nnodes})"
+            )
         if t.node_rank >= t.nnodes:
             raise ValueError(f"train.node_rank ({t.node_rank}) must be smaller than train.nnodes ({t.nnodes})")
         if t.nnodes > 1 and not t.rdzv_endpoint:
             raise ValueError("train.rdzv_endpoint (host:port of node 0) is required when train.nnodes > 1")
         if self.export.sampler == "two_stage" and self.model.objective != "two_stage_vae":
-            raise ValueError(f"export.sampler two_stage needs model.objective two_stage_vae "
-                             f"(got {self.model.objective})")
+            raise ValueError(
+                f"export.sampler two_stage needs model.objective two_stage_vae (got {self.model.objective})"
+            )
         return self
 
     def objective_weights(self) -> dict:
-        """The keyword arguments of ``eae.objectives.build_objective`` for ``model.objective``
-        (the EAE's entropy weight is the top-level ``entropy_weight``; the two-stage VAE's second
-        stage is fitted by fit_density, not trained with the first)."""
+        """The weights ``eae.models.objectives.registry.build_objective`` takes for ``model.objective``:
+        its ``objectives`` section (for the EAE, with the top-level ``entropy_weight``)."""
         name = self.model.objective
         weights = getattr(self.objectives, name).model_dump()
         if name == "eae":
             weights["entropy_weight"] = self.entropy_weight
-        if name == "two_stage_vae":
-            weights.pop("second_stage")
         return weights
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource):
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ):
         # Environment first: it overrides the values read from params.yaml (passed as init kwargs).
-        return env_settings, init_settings
+        return (env_settings, init_settings) if _WITH_ENVIRONMENT.get() else (init_settings,)
 
 
 def _describe(error: dict) -> str:
@@ -308,7 +245,9 @@ def _describe(error: dict) -> str:
     origin = f" [from environment variable {env}]" if env in os.environ else ""
     if error["type"] == "extra_forbidden":
         return f"unknown parameter '{key}'{origin}"
-    return f"invalid parameter '{key}': {error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r}){origin}"
+    return (
+        f"invalid parameter '{key}': {error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r}){origin}"
+    )
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:
@@ -323,12 +262,14 @@ def check_environment(environ: typing.Mapping[str, str] | None = None) -> None:
     for var in sorted(environ):
         if not var.upper().startswith(ENV_PREFIX):
             continue
-        parts = var[len(ENV_PREFIX):].lower().split("__")
+        parts = var[len(ENV_PREFIX) :].lower().split("__")
         model: type[BaseModel] | None = Params
         for i, part in enumerate(parts):
             if model is None or part not in model.model_fields:
-                raise ConfigError(f"environment variable {var}: unknown parameter '{'.'.join(parts[:i + 1])}' "
-                                  f"(overrides are EAE_<KEY> or EAE_<SECTION>__<KEY>, e.g. EAE_TRAIN__EPOCHS)")
+                raise ConfigError(
+                    f"environment variable {var}: unknown parameter '{'.'.join(parts[: i + 1])}' "
+                    f"(overrides are EAE_<KEY> or EAE_<SECTION>__<KEY>, e.g. EAE_TRAIN__EPOCHS)"
+                )
             model = _section_model(model.model_fields[part].annotation)
 
 
@@ -373,8 +314,9 @@ def read_params_file(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if duplicate:
-        raise ConfigError(f"{path}: duplicate key '{duplicate[0]}' (line {duplicate[1]}); YAML would keep only "
-                          "the last value")
+        raise ConfigError(
+            f"{path}: duplicate key '{duplicate[0]}' (line {duplicate[1]}); YAML would keep only the last value"
+        )
     if raw is None:
         raise ConfigError(f"{path} is empty: it must list the parameters (see the repository's params.yaml)")
     if not isinstance(raw, dict):
@@ -408,11 +350,141 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: dict[str, object] | N
         raise ConfigError(f"{where}: " + "; ".join(_describe(e) for e in exc.errors())) from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pipelines.config [params.yaml]``: validate, print one line, exit 0 or 2."""
-    args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0] if args else PARAMS_FILE)
+def _defaults() -> dict:
+    """Every parameter's default (what the committed params.yaml holds; EAE_ variables play no part)."""
+    return Params.model_construct().model_dump(mode="json")
+
+
+def _deep_update(base: dict, changes: dict, where: str, prefix: str = "") -> dict:
+    """``base`` with ``changes`` applied key by key; ConfigError for a key ``base`` does not have."""
+    out = dict(base)
+    for key, value in changes.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(f"{where}: unknown parameter '{dotted}'")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: '{dotted}' is a section; give its keys")
+            out[key] = _deep_update(base[key], value, where, dotted + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def _eol_comment(node, key):
+    item = node.ca.items.get(key) if hasattr(node, "ca") else None
+    return item[2] if item and len(item) > 2 else None
+
+
+def _set_values(node, values: dict, changes: dict, label: str, stale: dict) -> None:
+    """Set ``values`` into the round-trip mapping ``node`` (params.yaml's layout and comments kept). A key
+    in ``changes`` gets the override file's end-of-line comment, or ``label``, instead of the default's;
+    a key in ``stale`` (set by an earlier composition, now back at its default) loses its comment."""
+    from ruamel.yaml.comments import CommentedSeq
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _set_values(node[key], value, changes.get(key) or {}, label, stale.get(key) or {})
+            continue
+        changed = key in changes
+        if isinstance(value, list):
+            value = CommentedSeq(value)
+            value.fa.set_flow_style()
+        old = _eol_comment(node, key)
+        if node.get(key) != value or changed:
+            node[key] = value
+        if node.fa.flow_style() or not (changed or key in stale):  # no comment can go inside {...}
+            continue
+        rest = old.value.split("\n", 1)[1] if old is not None and "\n" in old.value else ""
+        # the blank lines after the old comment stay (they separate sections); its continuation lines go
+        blank = max(0, len(rest) - len(rest.rstrip("\n")) - (1 if rest.strip() else 0))
+        new = _eol_comment(changes, key)
+        if changed:
+            text = new.value.split("\n", 1)[0] if new is not None else f"# {label}"
+            column = old.column if old is not None else new.column if new is not None else 24
+            token = CommentToken(text + "\n" + "\n" * blank, CommentMark(column), None)
+        else:
+            token = CommentToken("\n" * (blank + 1), CommentMark(0), None) if blank else None
+        node.ca.items.setdefault(key, [None, None, None, None])[2] = token
+
+
+COMPOSED = "# Composed by pipelines.config from "
+
+
+def _layout_text(params: Path) -> tuple[str, dict]:
+    """The text whose layout and comments a composition keeps, and the keys an earlier composition set
+    there: params.yaml itself, or, when it is composed, the committed one (``git show HEAD:``) if that is
+    not; else the composed file, whose previous override's keys then lose their comments."""
+    import subprocess
+
+    text = params.read_text()
+    if not text.startswith(COMPOSED):
+        return text, {}
+    head = subprocess.run(["git", "show", f"HEAD:./{params.name}"], cwd=params.parent, capture_output=True, text=True)
+    if head.returncode == 0 and head.stdout.strip() and not head.stdout.startswith(COMPOSED):
+        return head.stdout, {}
+    previous = Path(text[len(COMPOSED) :].split(" ", 1)[0].rstrip(":"))
     try:
+        return text, read_params_file(previous)
+    except ConfigError:
+        return text, {}
+
+
+def compose_params(override: str | Path, params: str | Path = PARAMS_FILE) -> Params:
+    """Write ``params`` = the defaults (``Params()``, which params.yaml holds as committed) with the keys of
+    ``override`` (e.g. configs/celeba.yaml, which lists only what differs) set, keeping params.yaml's
+    layout and comments; overridden keys carry the override file's comments. Composing always starts
+    from the defaults, so switching from one config to another leaves nothing of the first behind.
+    ConfigError (one line) for an unknown or invalid key; params is replaced atomically."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    from eae.io import atomic_path
+
+    override, params = Path(override), Path(params)
+    read_params_file(override)  # one-line errors for a missing, empty or malformed file
+    rt = YAML()
+    rt.width = 4096  # never fold a long line
+    rt.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    changes = rt.load(override.read_text())
+    values = _deep_update(_defaults(), changes, str(override))
+    try:
+        valid = params_of_file(values)
+    except ValidationError as exc:
+        raise ConfigError(f"{override}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+    read_params_file(params)
+    text, stale = _layout_text(params)
+    layout = rt.load(text)
+    _set_values(layout, valid.model_dump(mode="json"), changes, override.as_posix(), stale)
+    buf = io.StringIO()
+    rt.dump(layout, buf)
+    body = "".join(line for line in buf.getvalue().splitlines(keepends=True) if not line.startswith("# Composed "))
+    header = (
+        f"{COMPOSED}{override.as_posix()}: the defaults with its keys set (and its comments).\n"
+        "# Composed files go back to the defaults with `git checkout params.yaml`.\n"
+    )
+    with atomic_path(params) as tmp:
+        Path(tmp).write_text(header + body)
+    return valid
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.config [params.yaml]``: validate, print one line, exit 0 or 2.
+    ``python -m pipelines.config --compose configs/celeba.yaml``: params.yaml = defaults + that file."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines.config", description=main.__doc__)
+    parser.add_argument("params", nargs="?", default=PARAMS_FILE)
+    parser.add_argument("--compose", metavar="CONFIG", help="write PARAMS as the defaults with CONFIG's keys set")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    path = Path(args.params)
+    try:
+        if args.compose:
+            compose_params(args.compose, path)
+            print(f"{path}: the defaults with {args.compose} applied")
         load_params(path)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

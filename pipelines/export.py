@@ -14,15 +14,25 @@ import json
 
 import torch
 
-from eae.card import card_path, make_card
-from eae.checkpoint import load_checkpoint, model_from_checkpoint
-from eae.density import TWO_STAGE, Mixture, load_samplers
 from eae.errors import EAEError
-from eae.generator import Generator, export_onnx, export_z_onnx, image_metadata
+from eae.export.card import card_path, make_card
+from eae.export.onnx import export_onnx, export_z_onnx, image_metadata
+from eae.export.readme import render_model_card
 from eae.io import atomic_files, read_json, write_json
-from eae.modelcard import render_model_card
-from pipelines._stage import (CHECKPOINT, DECODER_ONNX, DENSITY, FID, GENERATOR_ONNX, GENERATOR_Z_ONNX, MODEL_README,
-                              log, run)
+from eae.sampling.density import TWO_STAGE, Mixture, load_samplers
+from eae.sampling.generator import Generator
+from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
+from pipelines._stage import (
+    CHECKPOINT,
+    DECODER_ONNX,
+    DENSITY,
+    FID,
+    GENERATOR_ONNX,
+    GENERATOR_Z_ONNX,
+    MODEL_README,
+    log,
+    run,
+)
 from pipelines.config import load_params
 
 U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component"
@@ -35,18 +45,23 @@ def main() -> None:
     model = model_from_checkpoint(ckpt)
     samplers = load_samplers(DENSITY)
     if p.export.sampler not in samplers:
-        raise EAEError(f"export.sampler {p.export.sampler!r}: {DENSITY} has no such sampler "
-                       f"(has {', '.join(samplers)})")
+        raise EAEError(
+            f"export.sampler {p.export.sampler!r}: {DENSITY} has no such sampler (has {', '.join(samplers)})"
+        )
     density = samplers[p.export.sampler]
     d = model.arch.latent_dim
     if isinstance(density, Mixture) and density.dim != d:
-        raise EAEError(f"{DENSITY} ({p.export.sampler}) has {density.dim}-dimensional means but {CHECKPOINT} has "
-                       f"latent_dim {d}: the density was fitted to another model (rerun fit_density)")
+        raise EAEError(
+            f"{DENSITY} ({p.export.sampler}) has {density.dim}-dimensional means but {CHECKPOINT} has "
+            f"latent_dim {d}: the density was fitted to another model (rerun fit_density)"
+        )
     try:
         generator = Generator(density, model.decoder)
     except (KeyError, RuntimeError, ValueError) as exc:
-        raise EAEError(f"{DENSITY} ({p.export.sampler}) does not fit {CHECKPOINT}: "
-                       f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+        raise EAEError(
+            f"{DENSITY} ({p.export.sampler}) does not fit {CHECKPOINT}: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        ) from None
     k = generator.noise_dim
     n_components = len(density.weights) if isinstance(density, Mixture) else 0
     u_meaning = U_USED if p.export.sampler != TWO_STAGE else U_UNUSED
@@ -68,42 +83,86 @@ def main() -> None:
     if objective["name"] == "eae":
         metadata["entropy_weight"] = objective["weights"]["entropy_weight"]
     about = f"{objective['name']} generator ({p.export.sampler} sampler + decoder) trained on {ckpt['dataset']}"
-    decoder_meta = {key: v for key, v in metadata.items() if key not in ("sampler", "n_components", "inputs",
-                                                                       "noise_dim")}
+    decoder_meta = {
+        key: v for key, v in metadata.items() if key not in ("sampler", "n_components", "inputs", "noise_dim")
+    }
     decoder_meta["inputs"] = "latent float32 [N, latent_dim]"
     # Every output joins this set; it replaces the previous export only when all of it is written.
     outputs = [GENERATOR_ONNX, DECODER_ONNX, GENERATOR_Z_ONNX, card_path(GENERATOR_ONNX), MODEL_README]
     with atomic_files(outputs) as (generator_onnx, decoder_onnx, z_onnx, card_file, readme):
-        diff = export_onnx(generator, (torch.randn(2, k), torch.rand(2)), ["noise", "u"], generator_onnx,
-                           metadata, opset=p.export.opset, atol=p.export.tolerance,
-                           doc_string=f"{about}: {metadata['inputs']} -> {metadata['outputs']}")
+        diff = export_onnx(
+            generator,
+            (torch.randn(2, k), torch.rand(2)),
+            ["noise", "u"],
+            generator_onnx,
+            metadata,
+            opset=p.export.opset,
+            atol=p.export.tolerance,
+            doc_string=f"{about}: {metadata['inputs']} -> {metadata['outputs']}",
+        )
         log.info("exported %s (sampler %s), max |onnxruntime - torch| = %.2e", GENERATOR_ONNX, p.export.sampler, diff)
-        diff = export_onnx(model.decoder.baked(), (torch.randn(2, d),), ["latent"], decoder_onnx, decoder_meta,
-                           opset=p.export.opset, atol=p.export.tolerance,
-                           doc_string=f"decoder of the {about}: latent float32 [N, {d}] -> images")
+        diff = export_onnx(
+            model.decoder.baked(),
+            (torch.randn(2, d),),
+            ["latent"],
+            decoder_onnx,
+            decoder_meta,
+            opset=p.export.opset,
+            atol=p.export.tolerance,
+            doc_string=f"decoder of the {about}: latent float32 [N, {d}] -> images",
+        )
         log.info("exported %s, max |onnxruntime - torch| = %.2e", DECODER_ONNX, diff)
         diff = export_z_onnx(generator, z_onnx, metadata, opset=p.export.opset, about=about)
-        log.info("exported %s (torch-fidelity's contract, z size %d), max |onnxruntime - torch| = %.0f level",
-                 GENERATOR_Z_ONNX, k + 1, diff)
+        log.info(
+            "exported %s (torch-fidelity's contract, z size %d), max |onnxruntime - torch| = %.0f level",
+            GENERATOR_Z_ONNX,
+            k + 1,
+            diff,
+        )
         card = write_card(p, ckpt, model, generator_onnx, decoder_onnx, z_onnx, card_file, k, n_components, u_meaning)
         readme.write_text(render_model_card(card))
-    log.info("wrote %s (sha256 %s, %.1f kB), %s, %s, %s and the model card %s", GENERATOR_ONNX, card["sha256"][:12],
-             card["bytes"] / 1024, DECODER_ONNX, GENERATOR_Z_ONNX, card_path(GENERATOR_ONNX), MODEL_README)
+    log.info(
+        "wrote %s (sha256 %s, %.1f kB), %s, %s, %s and the model card %s",
+        GENERATOR_ONNX,
+        card["sha256"][:12],
+        card["bytes"] / 1024,
+        DECODER_ONNX,
+        GENERATOR_Z_ONNX,
+        card_path(GENERATOR_ONNX),
+        MODEL_README,
+    )
 
 
-def write_card(p, ckpt: dict, model, generator_onnx, decoder_onnx, z_onnx, card_file, k: int, n_components: int,
-               u_meaning: str) -> dict:
+def write_card(
+    p, ckpt: dict, model, generator_onnx, decoder_onnx, z_onnx, card_file, k: int, n_components: int, u_meaning: str
+) -> dict:
     """The model card of the staged generator and decoder (named as their final files)."""
     objective = ckpt["objective"]
-    training = {"objective": objective, "seed": ckpt["params"]["seed"],
-                "model": ckpt["params"]["model"], "train": ckpt["params"]["train"],
-                "data_hash": ckpt["data_hash"], "metrics": {key: v for key, v in ckpt["metrics"].items() if key != "history"}}
+    training = {
+        "objective": objective,
+        "seed": ckpt["params"]["seed"],
+        "model": ckpt["params"]["model"],
+        "train": ckpt["params"]["train"],
+        "data_hash": ckpt["data_hash"],
+        "metrics": {key: v for key, v in ckpt["metrics"].items() if key != "history"},
+    }
     if objective["name"] == "eae":
         training["entropy_weight"] = objective["weights"]["entropy_weight"]
-    card = make_card(generator_onnx, decoder_onnx, latent_dim=model.arch.latent_dim, noise_dim=k,
-                     image_shape=list(model.arch.image_shape), sampler=p.export.sampler, n_components=n_components,
-                     dataset=ckpt["dataset"], opset=p.export.opset, training=training, evaluation=read_json(FID),
-                     u_meaning=u_meaning, z_path=z_onnx)
+    card = make_card(
+        generator_onnx,
+        decoder_onnx,
+        latent_dim=model.arch.latent_dim,
+        noise_dim=k,
+        image_shape=list(model.arch.image_shape),
+        sampler=p.export.sampler,
+        n_components=n_components,
+        dataset=ckpt["dataset"],
+        opset=p.export.opset,
+        training=training,
+        evaluation=read_json(FID),
+        u_meaning=u_meaning,
+        z_path=z_onnx,
+    )
     write_json(card_file, card)
     return card
 

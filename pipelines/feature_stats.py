@@ -12,22 +12,29 @@ Computed once per dataset and extractor: experiments on entropy_weight reuse it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from eae.card import sha256_file
-from eae.classifier import Classifier, ClassifierConfig, accuracy, load_classifier, save_classifier, train_classifier
-from eae.prepared import read_manifest, read_split
+from eae.data.batches import batches
+from eae.data.prepared import read_manifest, read_split
 from eae.errors import EAEError
-from eae.evaluation import features_of
-from eae.fid import feature_statistics, save_statistics
+from eae.evaluation.classifier import (
+    Classifier,
+    ClassifierConfig,
+    accuracy,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+)
+from eae.evaluation.features import features_of
+from eae.evaluation.fid import feature_statistics, save_statistics
+from eae.export.card import sha256_file
 from eae.io import atomic_dir, write_json
-from eae.seed import seed_everything
-from eae.batches import batches
+from eae.training.seed import seed_everything
 from pipelines._stage import CLASSIFIER, FEATURE_METRICS, FEATURES, PREPARED, TEST_STATS, log, resolve_device, run
 from pipelines.config import Params, load_params
 
@@ -36,19 +43,30 @@ def fit_classifier(p: Params, device: torch.device, out_path) -> tuple[Classifie
     manifest = read_manifest(PREPARED)
     train, test = read_split(PREPARED, "train"), read_split(PREPARED, "test")
     if train.labels is None or test.labels is None:
-        raise EAEError(f"data source {manifest['source']!r} has no labels: the classifier feature "
-                       "extractor needs a labelled dataset (use eval.feature_extractor: inception)")
+        raise EAEError(
+            f"data source {manifest['source']!r} has no labels: the classifier feature "
+            "extractor needs a labelled dataset (use eval.feature_extractor: inception)"
+        )
     n_classes = int(max(train.labels.max(), test.labels.max())) + 1
-    cfg = ClassifierConfig(tuple(manifest["image_shape"]), n_classes=n_classes, feature_dim=p.classifier.feature_dim)
-    model = Classifier(cfg).to(device)
+    arch = ClassifierConfig(tuple(manifest["image_shape"]), n_classes=n_classes, feature_dim=p.classifier.feature_dim)
+    model = Classifier(arch).to(device)
     to = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
     with tqdm(total=p.classifier.epochs, desc="classifier", unit="epoch") as bar:
-        history = train_classifier(model, to(train.images), to(train.labels), p.classifier.epochs,
-                                   p.classifier.batch_size, p.classifier.lr,
-                                   generator=torch.Generator().manual_seed(p.classifier.seed), progress=bar)
-    metrics = {"test_accuracy": accuracy(model, to(test.images), to(test.labels)),
-               "train_accuracy": accuracy(model, to(train.images), to(train.labels)),
-               "final_loss": history[-1]}
+        history = train_classifier(
+            model,
+            to(train.images),
+            to(train.labels),
+            p.classifier.epochs,
+            p.classifier.batch_size,
+            p.classifier.lr,
+            generator=torch.Generator().manual_seed(p.classifier.seed),
+            progress=bar,
+        )
+    metrics = {
+        "test_accuracy": accuracy(model, to(test.images), to(test.labels)),
+        "train_accuracy": accuracy(model, to(train.images), to(train.labels)),
+        "final_loss": history[-1],
+    }
     save_classifier(out_path, model, metrics)
     log.info("classifier: test accuracy %.4f", metrics["test_accuracy"])
     return model, metrics
@@ -64,7 +82,7 @@ def main() -> None:
             model, facts = fit_classifier(p, device, tmp / "classifier.pt")
             extract = model.features
         else:
-            from eae.inception import inception_extractor
+            from eae.evaluation.inception import inception_extractor
 
             extract = inception_extractor(device, p.eval.inception_dims, p.eval.inception_weights)
             facts = {"dims": p.eval.inception_dims}
@@ -72,8 +90,15 @@ def main() -> None:
             feats = features_of(extract, batches(test, p.eval.batch_size, shuffle=False, drop_last=False), bar)
         save_statistics(tmp / "test_stats.npz", *feature_statistics(feats))
         np.save(tmp / "test_features.npy", feats.astype(np.float32))
-    write_json(FEATURE_METRICS, {"feature_extractor": p.eval.feature_extractor, "n_test": len(test),
-                                 "feature_dim": int(feats.shape[1]), **facts})
+    write_json(
+        FEATURE_METRICS,
+        {
+            "feature_extractor": p.eval.feature_extractor,
+            "n_test": len(test),
+            "feature_dim": int(feats.shape[1]),
+            **facts,
+        },
+    )
     log.info("wrote %s (%d test images, %d-d features)", TEST_STATS, len(test), feats.shape[1])
 
 
@@ -100,13 +125,23 @@ def load_extractor(p: Params, device: torch.device) -> Extractor:
         def classify(features: np.ndarray) -> np.ndarray:
             return model.head(torch.from_numpy(np.asarray(features, np.float32)).to(device)).argmax(1).cpu().numpy()
 
-        return Extractor(model.features, classify, model.cfg.n_classes,
-                         {"classifier_test_accuracy": metrics["test_accuracy"]}, sha256_file(CLASSIFIER))
-    from eae.inception import default_weights_path, inception_extractor
+        return Extractor(
+            model.features,
+            classify,
+            model.arch.n_classes,
+            {"classifier_test_accuracy": metrics["test_accuracy"]},
+            sha256_file(CLASSIFIER),
+        )
+    from eae.evaluation.inception import default_weights_path, inception_extractor
 
     weights = p.eval.inception_weights or default_weights_path()
-    return Extractor(inception_extractor(device, p.eval.inception_dims, p.eval.inception_weights), None, None,
-                     {"inception_dims": p.eval.inception_dims}, sha256_file(weights))
+    return Extractor(
+        inception_extractor(device, p.eval.inception_dims, p.eval.inception_weights),
+        None,
+        None,
+        {"inception_dims": p.eval.inception_dims},
+        sha256_file(weights),
+    )
 
 
 if __name__ == "__main__":

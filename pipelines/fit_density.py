@@ -11,12 +11,12 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
-from eae.checkpoint import load_checkpoint, model_from_checkpoint
-from eae.density import SecondStage, fit_gmm, fit_isotropic, fit_mvg, save_densities, select_gmm
-from eae.inference import encode, posterior
-from eae.objectives.vae import fit_second_stage
-from eae.prepared import read_split
-from eae.seed import seed_everything
+from eae.data.prepared import read_split
+from eae.models.inference import encode, posterior
+from eae.models.objectives.vae import fit_second_stage
+from eae.sampling.density import SecondStage, fit_gmm, fit_isotropic, fit_mvg, save_densities, select_gmm
+from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
+from eae.training.seed import seed_everything
 from pipelines._stage import CHECKPOINT, DENSITY, PREPARED, log, resolve_device, run
 from pipelines.config import ConfigError, Params, load_params
 
@@ -25,9 +25,18 @@ def second_stage(p: Params, model, images: torch.Tensor) -> SecondStage:
     s = p.objectives.two_stage_vae.second_stage
     mu, logvar = posterior(model, images)
     with tqdm(total=s.epochs, desc="second stage", unit="epoch", mininterval=2) as bar:
-        net, history = fit_second_stage(mu, logvar, latent_dim=s.latent_dim or mu.shape[1], hidden=s.hidden,
-                                        layers=s.layers, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
-                                        generator=torch.Generator().manual_seed(p.seed), progress=bar)
+        net, history = fit_second_stage(
+            mu,
+            logvar,
+            latent_dim=s.latent_dim or mu.shape[1],
+            hidden=s.hidden,
+            layers=s.layers,
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            generator=torch.Generator().manual_seed(p.seed),
+            progress=bar,
+        )
     log.info("second stage: final loss %.4f, gamma %.3g", history[-1], float(net.log_gamma.exp()))
     return SecondStage(net.config, {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
 
@@ -39,24 +48,39 @@ def main() -> None:
     model = model_from_checkpoint(load_checkpoint(CHECKPOINT)).to(device)
     images = torch.from_numpy(read_split(PREPARED, "train").images).to(device)
     latents = encode(model, images).cpu().double().numpy()
-    log.info("encoded %d training images: latent mean |%.3f|, mean variance %.3f", len(latents),
-             abs(latents.mean(0)).mean(), latents.var(0).mean())
+    log.info(
+        "encoded %d training images: latent mean |%.3f|, mean variance %.3f",
+        len(latents),
+        abs(latents.mean(0)).mean(),
+        latents.var(0).mean(),
+    )
     d = p.density
     if d.gmm_selection == "fixed":
         if d.gmm_components > len(latents):
-            raise ConfigError(f"density.gmm_components ({d.gmm_components}) exceeds the {len(latents)} training "
-                              "codes: a mixture needs at least one code per component")
+            raise ConfigError(
+                f"density.gmm_components ({d.gmm_components}) exceeds the {len(latents)} training "
+                "codes: a mixture needs at least one code per component"
+            )
         gmm = fit_gmm(latents, d.gmm_components, seed=p.seed, reg=d.reg_covar, max_iter=d.gmm_max_iter)
     else:  # K in 1 .. min(gmm_components, number of codes)
-        gmm, choice = select_gmm(latents, d.gmm_components, d.gmm_selection, seed=p.seed, reg=d.reg_covar,
-                                 max_iter=d.gmm_max_iter)
-        log.info("GMM components by %s: K = %d (scores %s)", d.gmm_selection, choice["chosen"],
-                 ", ".join(f"{k}: {v:.4g}" for k, v in choice["scores"].items()))
+        gmm, choice = select_gmm(
+            latents, d.gmm_components, d.gmm_selection, seed=p.seed, reg=d.reg_covar, max_iter=d.gmm_max_iter
+        )
+        log.info(
+            "GMM components by %s: K = %d (scores %s)",
+            d.gmm_selection,
+            choice["chosen"],
+            ", ".join(f"{k}: {v:.4g}" for k, v in choice["scores"].items()),
+        )
     densities = {"isotropic": fit_isotropic(latents.shape[1]), "mvg": fit_mvg(latents, reg=d.reg_covar), "gmm": gmm}
     extra = second_stage(p, model, images) if model.name == "two_stage_vae" else None
     save_densities(DENSITY, densities, extra)
-    log.info("wrote %s (%s%s)", DENSITY, ", ".join(f"{k}: {len(v.weights)} component(s)" for k, v in densities.items()),
-             ", second stage" if extra else "")
+    log.info(
+        "wrote %s (%s%s)",
+        DENSITY,
+        ", ".join(f"{k}: {len(v.weights)} component(s)" for k, v in densities.items()),
+        ", second stage" if extra else "",
+    )
 
 
 if __name__ == "__main__":

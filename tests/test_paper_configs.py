@@ -13,10 +13,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from eae.inception import FID_WEIGHTS_FILENAME
-from tests.eae.test_sources import cifar_batch, idx_bytes, jpeg_bytes
-from tests.eae.test_inception import random_fid_inception_state
-from tests.helpers import make_tiny_repo, repo_env, sh
+from eae.evaluation.inception import FID_WEIGHTS_FILENAME
+from tests.helpers.datasets import cifar_batch, idx_bytes, jpeg_bytes
+from tests.helpers.inception import random_fid_inception_state
+from tests.helpers.repos import make_tiny_repo, repo_env, sh
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +54,18 @@ def mnist_fixture(root):
     raw.mkdir(parents=True)
     for prefix, n in (("train", 24), ("t10k", 10)):
         (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
-            gzip.compress(idx_bytes(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))))
+            gzip.compress(idx_bytes(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)))
+        )
         (raw / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
-            gzip.compress(idx_bytes((np.arange(n) % 10).astype(np.uint8))))
+            gzip.compress(idx_bytes((np.arange(n) % 10).astype(np.uint8)))
+        )
 
 
-FIXTURES = {"celeba": (celeba_fixture, [3, 64, 64]), "cifar10": (cifar10_fixture, [3, 32, 32]),
-            "mnist": (mnist_fixture, [1, 32, 32])}
+FIXTURES = {
+    "celeba": (celeba_fixture, [3, 64, 64]),
+    "cifar10": (cifar10_fixture, [3, 32, 32]),
+    "mnist": (mnist_fixture, [1, 32, 32]),
+}
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import onnxruntime as ort
 import pytest
 import yaml
 
-from eae.modelcard import read_front_matter
-from tests.browser import WIDTH, check_page, require_chromium, screenshot
-from tests.helpers import repo_env, reproduced_tiny_repo, sh
+from eae.export.readme import read_front_matter
+from tests.helpers.browser import WIDTH, check_page, require_chromium, screenshot
+from tests.helpers.repos import repo_env, reproduced_tiny_repo, sh
 
 pytestmark = pytest.mark.slow
 
@@ -121,12 +121,33 @@ def test_another_objective_as_a_temp_experiment(reproduced):
     sh(["git", "add", "-A"], dst, env)
     sh(["git", "commit", "-qm", "results", "--allow-empty"], dst, env)
     before = (dst / "reports/fid.json").read_text()
-    sh(["dvc", "exp", "run", "--temp", "-S", "model.objective=two_stage_vae", "-S", "export.sampler=two_stage",
-        "--name", "temp-2svae"], dst, env)
+    sh(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "--temp",
+            "-S",
+            "model.objective=two_stage_vae",
+            "-S",
+            "export.sampler=two_stage",
+            "--name",
+            "temp-2svae",
+        ],
+        dst,
+        env,
+    )
     assert (dst / "reports/fid.json").read_text() == before
     rows = json.loads(sh(["dvc", "exp", "show", "--json"], dst, env))
-    exp = [e for row in rows for x in (row.get("experiments") or []) for e in x.get("revs", [])
-           if e.get("name") == "temp-2svae"][0]
+    exp = [
+        e
+        for row in rows
+        for x in (row.get("experiments") or [])
+        for e in x.get("revs", [])
+        if e.get("name") == "temp-2svae"
+    ][0]
     fid = exp["data"]["metrics"]["reports/fid.json"]["data"]
-    assert np.isfinite(fid["two_stage"]) and exp["data"]["params"]["params.yaml"]["data"]["model"]["objective"] == \
-        "two_stage_vae"
+    assert (
+        np.isfinite(fid["two_stage"])
+        and exp["data"]["params"]["params.yaml"]["data"]["model"]["objective"] == "two_stage_vae"
+    )

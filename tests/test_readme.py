@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, reproduced_tiny_repo, sh
+from tests.helpers.repos import ROOT, reproduced_tiny_repo, sh
 
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->")
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -50,7 +50,7 @@ def test_blocks_are_found_and_every_skip_has_a_reason():
     text = (ROOT / "README.md").read_text().splitlines()
     for n, line in enumerate(text):
         if SKIP.fullmatch(line.strip()):
-            following = next(ln for ln in text[n + 1:] if ln.strip())
+            following = next(ln for ln in text[n + 1 :] if ln.strip())
             assert following.strip() == "```bash", f"README.md:{n + 1}: skip marker not followed by a bash block"
 
 
@@ -84,22 +84,37 @@ def test_readme_commands_run_as_written(tmp_path):
     (tmp_path / "readme.sh").write_text("\n".join(script) + "\n")
     home = tmp_path / "home"
     home.mkdir()
-    env = {"PATH": CLEAN_PATH, "HOME": str(home), "LANG": "C.UTF-8", "PREFECT_HOME": str(tmp_path / "prefect"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1",
-           "PIP_DRY_RUN": "1",  # a second guard: nothing is ever installed into the linked environment
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    env = {
+        "PATH": CLEAN_PATH,
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DVC_NO_ANALYTICS": "1",
+        "PIP_DRY_RUN": "1",  # a second guard: nothing is ever installed into the linked environment
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
     if "TMPDIR" in os.environ:
         env["TMPDIR"] = os.environ["TMPDIR"]
-    proc = subprocess.run(["bash", str(tmp_path / "readme.sh")], cwd=repo, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
+    proc = subprocess.run(
+        ["bash", str(tmp_path / "readme.sh")], cwd=repo, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     assert proc.returncode == 0, f"README commands failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     # what the commands promise exists
-    for out in ("models/generator.onnx", "models/generator_z.onnx", "models/README.md", "reports/index.html",
-                "samples.png", "samples.npy", "models/promoted/generator.onnx"):
+    for out in (
+        "models/generator.onnx",
+        "models/generator_z.onnx",
+        "models/README.md",
+        "reports/index.html",
+        "samples.png",
+        "samples.npy",
+        "models/promoted/generator.onnx",
+    ):
         assert (repo / out).is_file(), out
     assert "entropy_weight" in proc.stdout and "0.5" in proc.stdout  # dvc exp show --only-changed
-    assert "\"producer_name\": \"eae\"" in proc.stdout  # runtime info shows the ONNX fields
+    assert '"producer_name": "eae"' in proc.stdout  # runtime info shows the ONNX fields
     # the experiment is recorded for `dvc exp show`, under the project's interpreter
     assert sh(["git", "-C", str(repo), "for-each-ref", "refs/exps"], repo).strip()
-

@@ -1,12 +1,10 @@
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from pipelines.config import ConfigError, Params, load_params
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.repos import ROOT
 
 
 def write(tmp_path, text):
@@ -26,6 +24,72 @@ def test_repository_params_yaml_is_valid_and_complete():
         if isinstance(raw[section], dict):
             assert set(raw[section]) == set(model.annotation.model_fields), section
     assert params.entropy_weight == raw["entropy_weight"]
+    # ... and its values are the typed defaults, which configs/*.yaml are composed over.
+    assert raw == Params.model_construct().model_dump(mode="json")
+
+
+@pytest.mark.parametrize("name", ["celeba", "cifar10", "mnist"])
+def test_paper_configs_hold_only_what_differs_from_the_defaults(name):
+    import yaml
+
+    from eae.reporting.experiments import flatten
+
+    raw = flatten(yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text()))
+    defaults = flatten(Params.model_construct().model_dump(mode="json"))
+    assert raw and all(raw[k] != defaults[k] for k in raw), [k for k in raw if raw[k] == defaults.get(k)]
+    params = load_params(ROOT / "configs" / f"{name}.yaml")  # a partial file validates over the defaults
+    assert params.data.source == name and params.eval.feature_extractor == "inception"
+    assert params.train.batch_size == 100
+
+
+def test_compose_starts_from_the_defaults_and_keeps_the_layout(tmp_path, monkeypatch):
+    import shutil
+
+    import yaml
+
+    from pipelines.config import compose_params
+
+    params = shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.setenv("EAE_TRAIN__EPOCHS", "1")  # an override for a local run is never written into the file
+    compose_params(ROOT / "configs" / "celeba.yaml", params)
+    celeba = params.read_text()
+    assert celeba.startswith("# Composed by pipelines.config from ") and "  source: celeba" in celeba
+    assert load_params(params) == load_params(ROOT / "configs" / "celeba.yaml")
+    assert yaml.safe_load(celeba)["train"]["epochs"] == 70
+    assert "image_size: 64        # centre crop 140x140" in celeba  # the config's comment replaces the default's
+    lines = (ROOT / "params.yaml").read_text().splitlines()
+    assert (
+        [line for line in lines if line.startswith("#")]
+        == [  # every comment line of the defaults stays
+            line for line in celeba.splitlines()[2:] if line.startswith("#")
+        ]
+    )
+    compose_params(ROOT / "configs" / "mnist.yaml", params)  # nothing of celeba left behind
+    mnist = yaml.safe_load(params.read_text())
+    assert mnist["objectives"]["eae"]["spectral_norm"] is False and mnist["data"]["workers"] == 0
+    assert "CelebA" not in params.read_text().split("objectives:")[1].split("rae:")[0]
+    monkeypatch.delenv("EAE_TRAIN__EPOCHS")
+    assert load_params(params) == load_params(ROOT / "configs" / "mnist.yaml")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("data:\n  sorce: celeba\n", "unknown parameter 'data.sorce'"),
+        ("data: celeba\n", "'data' is a section"),
+        ("train:\n  epochs: 0\n", "'train.epochs'"),
+    ],
+)
+def test_compose_refuses_bad_overrides_and_leaves_params_alone(tmp_path, text, message):
+    import shutil
+
+    from pipelines.config import compose_params
+
+    params = shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        compose_params(tmp_path / "bad.yaml", params)
+    assert params.read_text() == (ROOT / "params.yaml").read_text()
 
 
 def test_env_overrides_nested_and_top_level(tmp_path, monkeypatch):
@@ -36,13 +100,16 @@ def test_env_overrides_nested_and_top_level(tmp_path, monkeypatch):
     assert p.train.epochs == 1 and p.train.lr == 0.01 and p.entropy_weight == 0.7
 
 
-@pytest.mark.parametrize("text, key", [
-    ("entropy_weight: -1\n", "'entropy_weight'"),
-    ("train:\n  epochs: abc\n", "'train.epochs'"),
-    ("bogus: 1\n", "unknown parameter 'bogus'"),
-    ("train:\n  epoch: 3\n", "unknown parameter 'train.epoch'"),
-    ("data:\n  source: imagenet\n", "'data.source'"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("entropy_weight: -1\n", "'entropy_weight'"),
+        ("train:\n  epochs: abc\n", "'train.epochs'"),
+        ("bogus: 1\n", "unknown parameter 'bogus'"),
+        ("train:\n  epoch: 3\n", "unknown parameter 'train.epoch'"),
+        ("data:\n  source: imagenet\n", "'data.source'"),
+    ],
+)
 def test_bad_values_name_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError, match=key) as info:
         load_params(write(tmp_path, text))
@@ -67,8 +134,13 @@ def test_missing_and_malformed_files(tmp_path):
 @pytest.mark.parametrize("text", ["entropy_weight: -1\n", "train:\n  epochs: abc\n"])
 def test_stage_exits_2_with_one_line(tmp_path, text):
     write(tmp_path, text)
-    proc = subprocess.run([sys.executable, "-m", "pipelines.prepare"], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.prepare"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr

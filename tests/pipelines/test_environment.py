@@ -4,13 +4,18 @@ import subprocess
 import sys
 import venv
 
-from tests.helpers import ROOT
+from tests.helpers.repos import ROOT
 
 
 def test_stage_under_another_interpreter_stops_with_one_line(tmp_path):
     venv.create(tmp_path / "bare", with_pip=False)  # a Python without the project (and without numpy)
-    proc = subprocess.run([str(tmp_path / "bare/bin/python"), "-m", "pipelines.prepare"], cwd=ROOT,
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [str(tmp_path / "bare/bin/python"), "-m", "pipelines.prepare"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.splitlines()
     assert line.startswith("error: ") and "source .venv/bin/activate" in line and "Traceback" not in proc.stderr

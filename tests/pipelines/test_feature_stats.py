@@ -12,27 +12,17 @@ import pytest
 import torch
 import yaml
 
-from eae.inception import FID_WEIGHTS_FILENAME
-from pipelines.config import load_params
-from tests.eae.test_inception import random_fid_inception_state
-from tests.helpers import ROOT
-
-
-@pytest.mark.parametrize("name", ["celeba", "cifar10", "mnist"])
-def test_paper_configs_are_complete_and_valid(name):
-    path = ROOT / "configs" / f"{name}.yaml"
-    params = load_params(path)
-    raw = yaml.safe_load(path.read_text())
-    assert set(raw) == set(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    assert params.data.source == name and params.eval.feature_extractor == "inception"
-    assert params.train.batch_size == 100
+from eae.evaluation.inception import FID_WEIGHTS_FILENAME
+from tests.helpers.inception import random_fid_inception_state
+from tests.helpers.repos import ROOT
 
 
 def stage(name: str, cwd: Path, torch_home: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EAE_")}
     env.update(PYTHONPATH=str(ROOT), TORCH_HOME=str(torch_home))
-    return subprocess.run([sys.executable, "-m", f"pipelines.{name}"], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", f"pipelines.{name}"], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,10 @@ from types import SimpleNamespace
 
 from pipelines.launch import root_failure
 
-GLOO = ("RuntimeError: [../gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:33507. "
-        "This is typically caused by a remote worker crashing.")
+GLOO = (
+    "RuntimeError: [../gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:33507. "
+    "This is typically caused by a remote worker crashing."
+)
 
 
 def failure(message, timestamp: int, exitcode: int = 1):

@@ -5,8 +5,8 @@ import subprocess
 import yaml
 
 from pipelines import report
-from tests.eae.report_inputs import exp_show_rows
-from tests.helpers import repo_env
+from tests.helpers.report_inputs import exp_show_rows
+from tests.helpers.repos import repo_env
 
 
 def git(args, cwd):
@@ -45,8 +45,14 @@ def test_dvc_out_md5(tmp_path):
 
     lock = tmp_path / "dvc.lock"
     assert dvc_out_md5("data/prepared", tmp_path) is None
-    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"prepare": {"outs": [
-        {"path": "data/prepared", "hash": "md5", "md5": "abc.dir"}]}}}))
+    lock.write_text(
+        yaml.safe_dump(
+            {
+                "schema": "2.0",
+                "stages": {"prepare": {"outs": [{"path": "data/prepared", "hash": "md5", "md5": "abc.dir"}]}},
+            }
+        )
+    )
     assert dvc_out_md5("data/prepared", tmp_path) == "abc.dir"
 
 
@@ -63,8 +69,10 @@ def test_experiment_records(monkeypatch):
     assert error is None and [r["name"] for r in records] == ["main", "exp1"]
 
     monkeypatch.setattr(report, "dvc_experiments", lambda: (exp_show_rows(betas=(0.05,), fids=((1, 2, 3, 4),)), None))
-    assert report.experiment_records() == (None, "no experiments (dvc exp show lists none besides the workspace "
-                                                 "and its commit)")
+    assert report.experiment_records() == (
+        None,
+        "no experiments (dvc exp show lists none besides the workspace and its commit)",
+    )
     monkeypatch.setattr(report, "dvc_experiments", lambda: (None, "dvc exp show failed: boom"))
     assert report.experiment_records() == (None, "dvc exp show failed: boom")
     monkeypatch.setattr(report, "dvc_experiments", lambda: ({"not": "a list"}, None))

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import ROOT, TINY
+from tests.helpers.repos import ROOT, TINY
 
 pytestmark = pytest.mark.slow
 # The EAE's encoder ends with a bias that its code BatchNorm (affine=False) subtracts again: its
@@ -32,8 +32,9 @@ EQUIVALENCE = {"train": {"batch_size": 1438, "epochs": 2}}
 def stage(cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EAE_")}
     env.update({"PYTHONPATH": str(ROOT), **(extra_env or {})})
-    return subprocess.run([sys.executable, "-m", "pipelines.train"], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.train"], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def ok(proc: subprocess.CompletedProcess) -> str:
@@ -59,8 +60,14 @@ def prepared(tmp_path_factory) -> Path:
         params[section].update(values)
     params["train"].update({"device": "cpu", "sample_every": 1, "checkpoint_every": 1})
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    proc = subprocess.run([sys.executable, "-m", "pipelines.prepare"], cwd=d, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.prepare"],
+        cwd=d,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
     ok(proc)
     return d
 
@@ -90,8 +97,10 @@ def test_two_processes_give_the_weights_of_one(prepared, one, tmp_path):
         assert float((a[k] - b[k]).abs().max()) <= 2 * 2 * 1e-3, k
     # rank 0 alone wrote the curves and samples: one row and one picture per epoch
     assert len((two / "dvclive/plots/metrics/train/loss.tsv").read_text().strip().splitlines()) == 1 + 2
-    assert sorted(p.name for p in (two / "dvclive/plots/images/samples").iterdir()) == \
-        ["epoch_0001.png", "epoch_0002.png"]
+    assert sorted(p.name for p in (two / "dvclive/plots/images/samples").iterdir()) == [
+        "epoch_0001.png",
+        "epoch_0002.png",
+    ]
     history = [torch.load(d / "models/eae.pt", weights_only=True)["metrics"]["history"] for d in (one, two)]
     for key in history[0]:
         assert history[1][key] == pytest.approx(history[0][key], rel=1e-4), key
@@ -100,14 +109,22 @@ def test_two_processes_give_the_weights_of_one(prepared, one, tmp_path):
 def test_two_machines_each_running_the_stage(prepared, one, tmp_path):
     """Two "machines" (workspaces) of one process each, joined by a static rendezvous at node 0's
     endpoint: node 0 writes the outputs, node 1 none; the weights are those of one process."""
-    from tests.pipelines.test_prefect_server import free_port
+    from tests.helpers.processes import free_port
 
     layout = {**EQUIVALENCE["train"], "nnodes": 2, "rdzv_endpoint": f"127.0.0.1:{free_port()}"}
     nodes = [workspace(prepared, tmp_path / f"node{i}", train=layout) for i in range(2)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("EAE_")}
-    procs = [subprocess.Popen([sys.executable, "-m", "pipelines.train"], cwd=node, text=True,
-                              env={**env, "PYTHONPATH": str(ROOT), "EAE_TRAIN__NODE_RANK": str(i)},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i, node in enumerate(nodes)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipelines.train"],
+            cwd=node,
+            text=True,
+            env={**env, "PYTHONPATH": str(ROOT), "EAE_TRAIN__NODE_RANK": str(i)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i, node in enumerate(nodes)
+    ]
     outs = [proc.communicate(timeout=600)[0] for proc in procs]
     for proc, out in zip(procs, outs):
         assert proc.returncode == 0, out[-4000:]
@@ -119,13 +136,13 @@ def test_two_machines_each_running_the_stage(prepared, one, tmp_path):
     assert worst <= 1e-4, worst
 
 
-INJECT = '''
+INJECT = """
 import os
 if os.environ.get("RANK") == "1":  # torchrun's worker of global rank 1 fails in its third epoch
-    import eae.train
+    import eae.training.loop
     from eae.errors import EAEError
 
-    _epoch, _calls = eae.train.train_epoch, []
+    _epoch, _calls = eae.training.loop.train_epoch, []
 
     def train_epoch(*args, **kwargs):
         _calls.append(1)
@@ -133,8 +150,8 @@ if os.environ.get("RANK") == "1":  # torchrun's worker of global rank 1 fails in
             raise EAEError("cannot read shard 7 (injected on rank 1)")
         return _epoch(*args, **kwargs)
 
-    eae.train.train_epoch = train_epoch
-'''
+    eae.training.loop.train_epoch = train_epoch
+"""
 
 
 def test_a_failing_rank_fails_the_stage_and_the_rerun_resumes(prepared, tmp_path):
@@ -148,8 +165,9 @@ def test_a_failing_rank_fails_the_stage_and_the_rerun_resumes(prepared, tmp_path
     failed = stage(d, {"PYTHONPATH": f"{inject}{os.pathsep}{ROOT}"})  # bounded by the timeout: no hang
     assert failed.returncode == 1, failed.stdout + failed.stderr
     last = failed.stderr.strip().splitlines()[-1]
-    assert last == ("error: training process rank 1 failed (exit code 1): "
-                    "EAEError: cannot read shard 7 (injected on rank 1)"), failed.stderr[-3000:]
+    assert last == (
+        "error: training process rank 1 failed (exit code 1): EAEError: cannot read shard 7 (injected on rank 1)"
+    ), failed.stderr[-3000:]
     assert not (d / "models/eae.pt").exists() and not (d / "reports/train_metrics.json").exists()
 
     out = ok(stage(d))  # without the fault: resumes from rank 0's last state

@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from eae.resume import fingerprint, load_state
-from tests.helpers import ROOT
+from eae.training.resume import fingerprint, load_state
+from tests.helpers.repos import ROOT
 
 pytestmark = pytest.mark.slow
 STATE = Path(".dvc/tmp/eae/train_state.pt")
@@ -23,8 +23,14 @@ EPOCHS = 6
 def stage(name: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env = {k: v for k, v in env.items() if not k.startswith("EAE_")}
-    return subprocess.Popen([sys.executable, "-m", f"pipelines.{name}"], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", f"pipelines.{name}"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen) -> str:
@@ -78,15 +84,23 @@ def test_killed_run_resumes_to_identical_weights(workdir):
 
 
 def test_state_for_other_parameters_is_not_resumed(tmp_path):
-    from eae.networks import ArchConfig
-    from eae.objectives import build_objective
-    from eae.resume import save_state
+    from eae.models.networks import ArchConfig
+    from eae.models.objectives.registry import build_objective
+    from eae.training.resume import save_state
 
     model = build_objective("eae", ArchConfig((1, 8, 8), 2, (4,), (4, 4)), {"entropy_weight": 0.1})
     opt = torch.optim.Adam(model.parameters())
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.9)
-    save_state(tmp_path / "s.pt", fingerprint=fingerprint({"a": 1}), epoch=3, model=model, optimizer=opt,
-               scheduler=sched, shuffle=torch.Generator(), history={})
+    save_state(
+        tmp_path / "s.pt",
+        fingerprint=fingerprint({"a": 1}),
+        epoch=3,
+        model=model,
+        optimizer=opt,
+        scheduler=sched,
+        shuffle=torch.Generator(),
+        history={},
+    )
     state, _ = load_state(tmp_path / "s.pt", fingerprint({"a": 1}))
     assert state["epoch"] == 3
     assert load_state(tmp_path / "s.pt", fingerprint({"a": 2}))[0] is None

@@ -1,0 +1,1 @@
+"""Datasets: per-dataset sources, the prepared shard format, minibatches."""

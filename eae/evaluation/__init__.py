@@ -1,0 +1,1 @@
+"""Sample quality: Fréchet distance, KID/precision/recall, feature extractors, latent diagnostics and the Table 1 aggregation."""

@@ -1,0 +1,1 @@
+"""The deployable generator: ONNX export, the numpy/onnxruntime runtime and its cards."""

@@ -1,0 +1,1 @@
+"""The networks, the entropy estimator, the training objectives and eval-mode inference."""

@@ -1,0 +1,84 @@
+"""The Entropic Autoencoder (Ghose, Rashwan & Poupart, UAI 2020).
+
+    z    = BN(E(x))                    BatchNorm1d(affine=False) over the minibatch: each code
+                                       dimension has mean 0 and variance 1
+    loss = recon(D(z), x) - entropy_weight * H_KL(z) [+ decoder_l2 * ||W_D||^2]
+
+H_KL is the Kozachenko–Leonenko k-nearest-neighbour entropy estimate over the minibatch
+(``eae.models.entropy.kl_entropy``). With mean and variance fixed by the BatchNorm, maximising the
+entropy pulls the code distribution towards N(0, I), the maximum-entropy law with those
+moments, so the isotropic sampler is the model's prior. The paper adds an L2 penalty on the
+decoder weights for CIFAR-10 and spectral normalisation of the decoder for CelebA.
+
+Beyond the paper (off by default): a schedule for the entropy weight, linear from
+``entropy_start_weight`` at epoch 0 to ``entropy_weight`` at epoch ``entropy_ramp_epochs``,
+
+    beta(e) = start + (entropy_weight - start) * min(1, e / ramp_epochs)
+
+(a warm-up when start < entropy_weight, a cool-down when start > entropy_weight).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from eae.models.entropy import kl_entropy
+from eae.models.networks import ArchConfig
+from eae.models.objectives.base import Objective, Stats, reconstruction_loss
+from eae.models.objectives.weights import DEFAULT_ENTROPY_WEIGHT, EAEWeights
+
+
+class EAE(Objective):
+    name = "eae"
+    series = ("loss", "recon", "entropy")
+    isotropic_prior = True
+    Weights = EAEWeights
+
+    def __init__(
+        self,
+        arch: ArchConfig,
+        weights: EAEWeights | Mapping[str, Any] | None = None,
+        *,
+        entropy_weight: float = DEFAULT_ENTROPY_WEIGHT,
+        **overrides: Any,
+    ):
+        super().__init__(arch, weights, **overrides)
+        if not (math.isfinite(entropy_weight) and entropy_weight >= 0):
+            raise ValueError(f"entropy_weight must be a finite number >= 0, got {entropy_weight!r}")
+        w = self.weights
+        self.final_weight, self.entropy_k, self.l2 = float(entropy_weight), w.entropy_k, w.decoder_l2
+        self.start_weight = self.final_weight if w.entropy_start_weight is None else w.entropy_start_weight
+        self.ramp_epochs = w.entropy_ramp_epochs
+        self.entropy_weight = self.final_weight if not self.ramp_epochs else self.start_weight
+        # The EAE's defining layer: batch statistics fix mean 0 / variance 1 per code dimension.
+        self.code_norm = nn.BatchNorm1d(arch.latent_dim, affine=False)
+
+    def decoder_spectral_norm(self) -> bool:
+        return self.weights.spectral_norm
+
+    def describe(self) -> dict:
+        """The weights and the top-level ``entropy_weight`` (params.yaml keeps it outside ``objectives.eae``)."""
+        return {"name": self.name, "weights": {"entropy_weight": self.final_weight, **self.weights.model_dump()}}
+
+    def start_epoch(self, epoch: int) -> None:
+        if self.ramp_epochs:
+            t = min(1.0, epoch / self.ramp_epochs)
+            self.entropy_weight = self.start_weight + (self.final_weight - self.start_weight) * t
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.code_norm(self.encoder(x))
+
+    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        """Loss terms in float32 even when the networks run under autocast."""
+        z, x_hat = self(x)
+        recon = reconstruction_loss(x_hat.float(), x.float())
+        entropy = kl_entropy(self.shard.gather(z.float()), k=self.entropy_k)  # of the whole (global) batch
+        loss = recon - self.entropy_weight * entropy
+        if self.l2 > 0:
+            loss = loss + self.l2 * self.decoder_l2()
+        return loss, {"loss": loss.detach(), "recon": recon.detach(), "entropy": entropy.detach()}

@@ -1,0 +1,1 @@
+"""The training loop, exact data-parallel training, checkpoints, resume state and seeding."""

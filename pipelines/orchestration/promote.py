@@ -1,0 +1,100 @@
+"""Metric-gated promotion of the exported generator (no Prefect, no DVC calls: plain files).
+
+The candidate is models/generator.onnx + its card (models/generator.json and, for people,
+models/README.md) + models/decoder.onnx + models/generator_z.onnx (torch-fidelity's contract).
+It replaces models/promoted/ only when its Fréchet distance (reports/fid.json, one sampler) is
+lower than the promoted model's, measured with the same feature extractor. The decision, both
+numbers and the git/DVC revision go to reports/promotion.json.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+
+from eae.errors import EAEError
+from eae.evaluation.results import parse_results, read_results
+from eae.export.card import card_path, decoder_sha256, read_card, verify_file
+from eae.io import atomic_dir, write_json
+from pipelines._stage import GENERATOR_ONNX, dvc_out_md5
+
+FILES = ("generator.onnx", "generator.json", "decoder.onnx", "generator_z.onnx", "README.md")
+
+
+def revision(repo: Path) -> dict:
+    """git commit (and whether the work tree is dirty) plus the DVC hash of the generator output."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    return {
+        "git_commit": git("rev-parse", "HEAD") or None,
+        "git_dirty": bool(git("status", "--porcelain")),
+        "dvc_generator_md5": dvc_out_md5(GENERATOR_ONNX, repo),
+    }
+
+
+def promote_if_better(repo: str | Path, metric: str = "gmm") -> dict:
+    """Compare the candidate with models/promoted/ on the Fréchet distance of sampler ``metric``; copy it
+    there only if better. Returns the decision."""
+    repo = Path(repo)
+    models, promoted = repo / "models", repo / "models" / "promoted"
+    results = read_results(repo / "reports" / "fid.json")
+    if results.value("fd", metric) is None:
+        raise EAEError(f"reports/fid.json has no Fréchet distance for sampler {metric!r}")
+    candidate_card = read_card(models / "generator.onnx")
+    verify_file(models / "generator.onnx", candidate_card["sha256"])  # the card pins both files of the set
+    verify_file(models / "decoder.onnx", decoder_sha256(candidate_card, card_path(models / "generator.onnx")))
+    candidate = {
+        "value": results.value("fd", metric),
+        "feature_extractor": results.feature_extractor,
+        "sampler": candidate_card["sampler"],
+        "sha256": candidate_card["sha256"],
+    }
+
+    current = None
+    if (promoted / "generator.json").exists():
+        card = read_card(promoted / "generator.onnx")
+        evaluation = card.get("evaluation") or {}
+        theirs = parse_results(evaluation)
+        current = {
+            "value": theirs.value("fd", metric),
+            "feature_extractor": theirs.feature_extractor,
+            "sampler": card.get("sampler"),
+            "sha256": card.get("sha256"),
+            "evaluation": evaluation,
+        }
+
+    if current is None or current["value"] is None:
+        promote, reason = True, "no promoted model yet"
+    elif current["feature_extractor"] != candidate["feature_extractor"]:
+        promote, reason = (
+            False,
+            (
+                f"metrics are not comparable: candidate uses {candidate['feature_extractor']!r} "
+                f"features, promoted model {current['feature_extractor']!r}"
+            ),
+        )
+    elif candidate["value"] < current["value"]:
+        promote, reason = True, f"{metric} {candidate['value']:.4f} < {current['value']:.4f}"
+    else:
+        promote, reason = False, f"{metric} {candidate['value']:.4f} >= promoted {current['value']:.4f}"
+
+    if promote:
+        with atomic_dir(promoted) as tmp:
+            for name in FILES:
+                shutil.copy2(models / name, tmp / name)
+    decision = {
+        "promoted": promote,
+        "reason": reason,
+        "metric": metric,
+        "candidate": candidate,
+        "previous": current,
+        "revision": revision(repo),
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    write_json(repo / "reports" / "promotion.json", decision)
+    return decision

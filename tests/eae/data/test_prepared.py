@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+
+from eae.data.decode import resize, to_uint8
+from eae.data.prepare import write_prepared
+from eae.data.prepared import Split, read_manifest, read_split
+from eae.data.sources import load_source
+from eae.data.sources.common import seeded_split
+from eae.errors import EAEError
+
+
+def test_digits_source_shapes_split_and_range():
+    splits = load_source("digits", image_size=16, test_fraction=0.2, seed=0)
+    train, test = splits["train"], splits["test"]
+    assert len(train.images) + len(test.images) == 1797
+    assert len(test.images) == 359
+    assert train.images.shape[1:] == (1, 16, 16) and train.images.dtype == np.uint8
+    assert train.images.max() == 255 and train.images.min() == 0
+    assert set(np.unique(train.labels)) == set(range(10))
+
+
+def test_digits_split_is_seeded():
+    a = load_source("digits", image_size=8, test_fraction=0.2, seed=0)["test"].labels
+    b = load_source("digits", image_size=8, test_fraction=0.2, seed=0)["test"].labels
+    c = load_source("digits", image_size=8, test_fraction=0.2, seed=1)["test"].labels
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_native_size_keeps_pixels_exact():
+    from sklearn.datasets import load_digits
+
+    images = load_source("digits", image_size=8, test_fraction=0.5, seed=0)
+    all_images = np.concatenate([images["train"].images, images["test"].images])
+    expected = to_uint8(load_digits().images / 16.0)
+    assert sorted(map(bytes, all_images[:, 0])) == sorted(map(bytes, expected))
+
+
+def test_resize_and_split_helpers():
+    x = np.zeros((2, 1, 8, 8))
+    x[:, :, 2:6, 2:6] = 1.0
+    y = resize(x, 16)
+    assert y.shape == (2, 1, 16, 16) and 0 <= y.min() and y.max() <= 1
+    train, test = seeded_split(10, 0.3, seed=0)
+    assert len(test) == 3 and not set(train) & set(test)
+    with pytest.raises(EAEError):
+        seeded_split(3, 0.01, seed=0)
+
+
+def test_unknown_source():
+    with pytest.raises(EAEError, match="unknown data source"):
+        load_source("imagenet")
+
+
+def test_prepared_round_trip_with_shards(tmp_path):
+    rng = np.random.default_rng(0)
+    splits = {
+        "train": Split(rng.integers(0, 256, (25, 3, 4, 4), dtype=np.uint8), np.arange(25)),
+        "test": Split(rng.integers(0, 256, (5, 3, 4, 4), dtype=np.uint8)),
+    }
+    manifest = write_prepared(tmp_path, splits, "fixture", shard_size=10)
+    assert manifest["image_shape"] == [3, 4, 4]
+    assert manifest["splits"]["train"]["shards"] == ["train-000.npy", "train-001.npy", "train-002.npy"]
+    assert manifest["splits"]["train"]["count"] == 25
+    assert manifest["content_hash"].startswith("sha256:")
+    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+    back = read_split(tmp_path, "train")
+    np.testing.assert_array_equal(back.images, splits["train"].images)
+    np.testing.assert_array_equal(back.labels, np.arange(25))
+    assert read_split(tmp_path, "test").labels is None
+    assert write_prepared(tmp_path, splits, "fixture", 10)["content_hash"] == manifest["content_hash"]
+
+
+def test_prepared_errors(tmp_path):
+    with pytest.raises(EAEError, match="run the prepare stage"):
+        read_manifest(tmp_path)
+    write_prepared(tmp_path, {"train": Split(np.zeros((4, 1, 2, 2), np.uint8))}, "x", 10)
+    with pytest.raises(EAEError, match="no split"):
+        read_split(tmp_path, "test")
+    (tmp_path / "train-000.npy").write_bytes(b"corrupt")
+    with pytest.raises(EAEError, match="cannot read"):
+        read_split(tmp_path, "train")
+    (tmp_path / "manifest.json").write_text("{oops")
+    with pytest.raises(EAEError, match="corrupt"):
+        read_manifest(tmp_path)

@@ -1,0 +1,1 @@
+"""Test helpers: tiny repositories, stage subprocesses, browser checks and synthetic inputs."""

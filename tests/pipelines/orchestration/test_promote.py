@@ -1,0 +1,72 @@
+import json
+
+import pytest
+
+from eae.errors import EAEError
+from eae.export.card import FORMAT, sha256_file
+from pipelines.orchestration.promote import promote_if_better
+
+
+def candidate(repo, payload: bytes, gmm: float, extractor="classifier"):
+    """Write a fake exported generator (files + card) and its fid.json."""
+    models, reports = repo / "models", repo / "reports"
+    models.mkdir(exist_ok=True)
+    reports.mkdir(exist_ok=True)
+    (models / "generator.onnx").write_bytes(payload)
+    (models / "decoder.onnx").write_bytes(b"decoder-" + payload)
+    (models / "generator_z.onnx").write_bytes(b"z-" + payload)
+    (models / "README.md").write_text(f"model card of {payload!r}")
+    fid = {"gmm": gmm, "isotropic": 2 * gmm, "feature_extractor": extractor}
+    card = {
+        "format": FORMAT,
+        "sha256": sha256_file(models / "generator.onnx"),
+        "sampler": "gmm",
+        "evaluation": fid,
+        "decoder": {"file": "decoder.onnx", "sha256": sha256_file(models / "decoder.onnx")},
+    }
+    (models / "generator.json").write_text(json.dumps(card))
+    (reports / "fid.json").write_text(json.dumps(fid))
+
+
+def test_first_candidate_is_promoted(tmp_path):
+    candidate(tmp_path, b"v1", 3.0)
+    decision = promote_if_better(tmp_path)
+    assert decision["promoted"] and decision["previous"] is None
+    assert (tmp_path / "models/promoted/generator.onnx").read_bytes() == b"v1"
+    assert (tmp_path / "models/promoted/decoder.onnx").read_bytes() == b"decoder-v1"
+    assert (tmp_path / "models/promoted/generator_z.onnx").read_bytes() == b"z-v1"
+    assert (tmp_path / "models/promoted/README.md").read_text() == "model card of b'v1'"
+    assert json.loads((tmp_path / "reports/promotion.json").read_text())["candidate"]["value"] == 3.0
+
+
+def test_better_replaces_worse_keeps(tmp_path):
+    candidate(tmp_path, b"v1", 3.0)
+    promote_if_better(tmp_path)
+    candidate(tmp_path, b"v2", 2.0)
+    better = promote_if_better(tmp_path)
+    assert better["promoted"] and better["previous"]["value"] == 3.0 and better["candidate"]["value"] == 2.0
+    assert (tmp_path / "models/promoted/generator.onnx").read_bytes() == b"v2"
+    candidate(tmp_path, b"v3", 2.5)
+    worse = promote_if_better(tmp_path)
+    assert not worse["promoted"] and "2.5000 >= promoted 2.0000" in worse["reason"]
+    assert (tmp_path / "models/promoted/generator.onnx").read_bytes() == b"v2"
+    record = json.loads((tmp_path / "reports/promotion.json").read_text())
+    assert record["promoted"] is False and record["previous"]["value"] == 2.0
+    assert record["previous"]["evaluation"] == {"gmm": 2.0, "isotropic": 4.0, "feature_extractor": "classifier"}
+    assert {"git_commit", "git_dirty", "dvc_generator_md5"} <= set(record["revision"])
+
+
+def test_incomparable_metrics_are_not_promoted(tmp_path):
+    candidate(tmp_path, b"v1", 3.0, extractor="classifier")
+    promote_if_better(tmp_path)
+    candidate(tmp_path, b"v2", 1.0, extractor="inception")
+    decision = promote_if_better(tmp_path)
+    assert not decision["promoted"] and "not comparable" in decision["reason"]
+
+
+def test_tampered_candidate_is_refused(tmp_path):
+    candidate(tmp_path, b"v1", 3.0)
+    (tmp_path / "models/generator.onnx").write_bytes(b"tampered")
+    with pytest.raises(EAEError, match="does not match"):
+        promote_if_better(tmp_path)
+    assert not (tmp_path / "models/promoted").exists()
