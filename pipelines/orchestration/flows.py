@@ -37,7 +37,7 @@ from pipelines.orchestration.workspace import LOCK_FILE, WorkspaceBusy, guarded,
 
 __all__ = ["LOCK_FILE", "StageFailed", "WorkspaceBusy", "retrain", "workspace_lock"]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the repository (this file: pipelines/orchestration/flows.py)
 RUNNING = re.compile(r"Running stage '([^']+)'")
 FAILED = re.compile(r"failed to reproduce '([^']+)'")
 

@@ -182,13 +182,14 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
             # A better promoted model (every number halved) makes the unchanged second run a regression.
             card_file = repo / "models/promoted/generator.json"
             card = json.loads(card_file.read_text())
-            promoted_fid = {k: v / 2 if isinstance(v, float) else v for k, v in card["evaluation"].items()}
-            card_file.write_text(json.dumps({**card, "evaluation": promoted_fid}))
+            evaluation = card["evaluation"]
+            halved = {m: {c: v / 2 for c, v in values.items()} for m, values in evaluation["metrics"].items()}
+            card_file.write_text(json.dumps({**card, "evaluation": {**evaluation, "metrics": halved}}))
             second = retrain(repo, env, tmp_path, "second")
             assert second.returncode == 0, (tmp_path / "second.log").read_text()[-3000:]
             regressed = webhook.wait_for("eae-retrain metric regressed", deadline)
             fid = json.loads((repo / "reports/fid.json").read_text())
-            assert f"gmm of the new model {fid['gmm']}" in regressed and "kept the promoted model" in regressed
+            assert f"gmm of the new model {fid['metrics']['fd']['gmm']}" in regressed and "kept the promoted model" in regressed
 
             params = yaml.safe_load((repo / "params.yaml").read_text())
             # Valid parameters (the CLI checks them before the flow starts) naming raw data that is not
