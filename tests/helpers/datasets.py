@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import struct
 
 import numpy as np
-from PIL import Image
 
+from benchmarks.synthetic import jpeg_bytes
 
-def jpeg_bytes(rng: np.random.Generator, size: tuple[int, int] = (178, 218)) -> bytes:
-    """A smooth gradient with blocky noise, JPEG-encoded at CelebA's 178x218 by default."""
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (w + h)], -1)
-    noise = rng.integers(0, 40, (h // 8 + 1, w // 8 + 1, 3)).repeat(8, 0).repeat(8, 1)[:h, :w]
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+__all__ = ["cifar_batch", "idx_bytes", "jpeg_bytes"]
 
 
 def cifar_batch(rng: np.random.Generator, n: int, offset: int) -> dict:
