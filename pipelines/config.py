@@ -72,6 +72,9 @@ class ModelParams(StrictModel):
 
 class TrainParams(StrictModel):
     epochs: int = Field(60, ge=1)
+    max_steps: int = Field(
+        0, ge=0, description="stop after this many optimiser steps in all (0 = train.epochs whole epochs)"
+    )
     batch_size: int = Field(100, ge=2)
     lr: float = Field(1e-3, gt=0)
     lr_decay: float = Field(1.0, gt=0, le=1, description="ExponentialLR gamma per epoch; 1 = no decay")

@@ -125,8 +125,11 @@ class Recorder:
     """What rank 0 records as training goes: dvclive curves and sample grids, the resume state. On the
     other ranks every method does nothing."""
 
-    def __init__(self, p: Params, live: Live | None, key: str, series: tuple[str, ...], noise: torch.Tensor):
+    def __init__(
+        self, p: Params, live: Live | None, key: str, series: tuple[str, ...], noise: torch.Tensor, last_epoch: int
+    ):
         self.t, self.live, self.key, self.series, self.noise = p.train, live, key, series, noise
+        self.last_epoch = last_epoch  # train.epochs, or the epoch in which train.max_steps ends training
 
     def replay(self, history: dict[str, list[float]], epochs: int) -> None:
         """The curves of the epochs a resumed run does not repeat."""
@@ -143,10 +146,10 @@ class Recorder:
         t = self.t
         for s in self.series:
             self.live.log_metric(f"train/{s}", stats[s])
-        if t.sample_every and (done % t.sample_every == 0 or done == t.epochs):
+        if t.sample_every and (done % t.sample_every == 0 or done == self.last_epoch):
             self.live.log_image(f"samples/epoch_{done:04d}.png", sample_grid(model, self.noise))
         self.live.next_step()
-        if t.checkpoint_every and done % t.checkpoint_every == 0 and done < t.epochs:
+        if t.checkpoint_every and done % t.checkpoint_every == 0 and done < self.last_epoch:
             save_state(RESUME_STATE, fingerprint=self.key, epoch=done, model=model, history=history, **state)
 
 
@@ -181,6 +184,8 @@ def train(p: Params) -> None:
             loss_fn = torch.compile(loss_fn or model.loss)
         amp = torch.bfloat16 if t.amp == "bf16" else None
         steps = len(images) // t.batch_size
+        total = min(t.epochs * steps, t.max_steps or t.epochs * steps)  # optimiser steps of the whole run
+        last_epoch = -(-total // steps)  # the epoch in which the last step falls (partial with train.max_steps)
         start = time.perf_counter()
         # dvclive/ (a persistent DVC output) is replaced as a whole only when the run succeeds: a failed or
         # killed run leaves the last good curves (Live() would otherwise reset the folder as it starts).
@@ -188,7 +193,7 @@ def train(p: Params) -> None:
             atomic_dir(DVCLIVE) if lead else contextlib.nullcontext() as live_dir,
             Live(str(live_dir), save_dvc_exp=False, dvcyaml=None) if lead else contextlib.nullcontext() as live,
             tqdm(
-                total=t.epochs * steps,
+                total=total,
                 initial=first_epoch * steps,
                 desc="train",
                 unit="step",
@@ -196,9 +201,9 @@ def train(p: Params) -> None:
                 disable=not lead,
             ) as bar,
         ):
-            recorder = Recorder(p, live, key, series, noise)
+            recorder = Recorder(p, live, key, series, noise, last_epoch)
             recorder.replay(history, first_epoch)  # the curves of a resumed run start at epoch 1
-            for epoch in range(first_epoch, t.epochs):
+            for epoch in range(first_epoch, last_epoch):
                 model.start_epoch(epoch)  # every rank: schedules of the objective's weights
                 lr = optimizer.param_groups[0]["lr"]
                 stats = train_epoch(
@@ -213,6 +218,7 @@ def train(p: Params) -> None:
                     channels_last=t.channels_last,
                     loss_fn=loss_fn,
                     shard=shard,
+                    max_steps=min(steps, total - epoch * steps),
                 )
                 scheduler.step()
                 stats["lr"] = lr
@@ -223,10 +229,12 @@ def train(p: Params) -> None:
                     epoch + 1, stats, model, history, optimizer=optimizer, scheduler=scheduler, shuffle=shuffle
                 )
             if lead:  # inside the dvclive swap: the curves change only together with the checkpoint
-                write_outputs(p, model, manifest, history, first_epoch, time.perf_counter() - start)
+                write_outputs(p, model, manifest, history, first_epoch, total, time.perf_counter() - start)
 
 
-def write_outputs(p: Params, model: Objective, manifest: dict, history: dict, first_epoch: int, seconds: float) -> None:
+def write_outputs(
+    p: Params, model: Objective, manifest: dict, history: dict, first_epoch: int, steps: int, seconds: float
+) -> None:
     """The stage's outputs (rank 0 only): checkpoint, metrics; the resume state is then obsolete."""
     test = torch.from_numpy(read_split(PREPARED, "test").images)
     shape = model.arch.image_shape
@@ -237,6 +245,7 @@ def write_outputs(p: Params, model: Objective, manifest: dict, history: dict, fi
         "train_mse_per_pixel": final["recon"] / (shape[0] * shape[1] * shape[2]),
         "test_mse_per_pixel": test_mse,
         "epochs": p.train.epochs,
+        "steps": steps,
         "train_seconds": round(seconds, 2),
         "resumed_from_epoch": first_epoch,
     }

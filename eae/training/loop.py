@@ -21,6 +21,7 @@ def train_epoch(
     channels_last: bool = False,
     loss_fn=None,
     shard: BatchShard = LOCAL,
+    max_steps: int | None = None,
 ) -> dict[str, float]:
     """One pass over ``images`` (uint8, on the training device or pinned on the CPU with ``device``),
     one optimizer step per minibatch on ``objective.loss(x)``. Returns the mean of each statistic.
@@ -31,6 +32,7 @@ def train_epoch(
     shard: this process's part of every global batch of ``batch_size`` (``eae.training.distributed``; the
         objective must be distributed over the same shard): every rank draws the same permutation
         and takes its rows; the statistics returned are those of the global batches.
+    max_steps: stop after this many steps (a partial epoch; None = the whole pass).
     Incomplete final batches are dropped: batch statistics (BatchNorm, the k-NN entropy, MMD)
     need the full minibatch.
     """
@@ -52,6 +54,8 @@ def train_epoch(
         steps += 1
         if progress is not None:
             progress.update(1)
+        if max_steps is not None and steps >= max_steps:
+            break
     if steps == 0:
         raise ValueError(f"no full batch: {len(images)} images, batch_size {batch_size}")
     keys = list(totals)

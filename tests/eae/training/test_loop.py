@@ -90,3 +90,14 @@ def test_channels_last_trains_to_the_same_weights():
         torch.testing.assert_close(b.contiguous(), a, rtol=1e-4, atol=1e-5, msg=name)
     for a, b in zip(ref_stats, fast_stats):
         assert abs(a["recon"] - b["recon"]) <= 1e-4 * abs(a["recon"])
+
+
+def test_max_steps_stops_the_epoch_after_that_many_steps():
+    seed_everything(0)
+    model = build_objective("eae", CFG, {"entropy_weight": 0.5})
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    seen = []
+    model.register_forward_pre_hook(lambda _, args: seen.append(len(args[0])))
+    stats = train_epoch(model, opt, images(), 50, generator=torch.Generator().manual_seed(0), max_steps=3)
+    assert len(seen) == 3 and set(stats) == {"loss", "recon", "entropy"}
+    assert {int(s["step"]) for s in opt.state.values()} == {3}  # three Adam steps, not the epoch's four
