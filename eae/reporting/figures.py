@@ -250,3 +250,32 @@ def table1_errorbars(table: dict, metric: str, ylabel: str):
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, ncol=len(columns))
     return fig
+
+
+def scale_growth(series: dict[str, tuple[Sequence[float], Sequence[float]]]):
+    """Wall time against dataset size per stage on log-log axes (``benchmarks/scale.py``), with a dashed
+    line of slope 1 through each stage's first point: a stage rising faster than its line is super-linear.
+    ``series``: stage -> (sizes, seconds)."""
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
+    fig = _figure(6.4, 3.8)
+    ax = fig.subplots()
+    sizes = sorted({n for xs, _ in series.values() for n in xs})
+    for i, (stage, (xs, ys)) in enumerate(series.items()):
+        pts = sorted((x, y) for x, y in zip(xs, ys) if x > 0 and y > 0)
+        if not pts:
+            continue
+        color = f"C{i % 10}"
+        ax.plot(*zip(*pts), marker="o", color=color, label=stage)
+        (x0, y0), x1 = pts[0], pts[-1][0]
+        ax.plot([x0, x1], [y0, y0 * x1 / x0], linestyle="--", linewidth=0.8, color=color, alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(sizes)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("images in the dataset (N)")
+    ax.set_ylabel("wall time (s)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left")
+    return fig

@@ -301,6 +301,7 @@ def bench_context(bench: dict | None) -> dict | None:
         for r in result.get("rows", []):
             rows.append({"benchmark": result["benchmark"], **r})
     goals = [r for r in rows if r.get("met") is not None]
+    scale = next((r for r in bench["benchmarks"] if r.get("benchmark") == "scale" and r.get("rows")), None)
     return {
         "rows": rows,
         "machine": bench.get("machine") or {},
@@ -308,6 +309,45 @@ def bench_context(bench: dict | None) -> dict | None:
         "wall_seconds": bench.get("wall_seconds"),
         "met": sum(1 for r in goals if r["met"]),
         "goals": len(goals),
+        "scale": scale_context(scale),
+    }
+
+
+def scale_context(scale: dict | None) -> dict | None:
+    """The scale study of ``benchmarks/scale.py`` (its entry in bench.json): a stage x size table of
+    seconds and peak memory, each stage's growth exponent and flags, and the log-log plot."""
+    from eae.reporting import figures
+
+    if not scale:
+        return None
+    stages = []
+    for r in scale["rows"]:
+        d = r.get("details") or {}
+        if not d.get("sizes"):
+            continue
+        stages.append(
+            {
+                "name": r["name"].removeprefix("scale: ").split(", time", 1)[0],
+                "cells": [{"seconds": s, "peak_mb": m} for s, m in zip(d["seconds"], d["peak_mb"])],
+                "sizes": d["sizes"],
+                "exponent": d.get("time_exponent"),
+                "flags": d.get("flags") or [],
+            }
+        )
+    if not stages:
+        return None
+    series = {s["name"]: (s["sizes"], [c["seconds"] for c in s["cells"]]) for s in stages}
+    loads = [v["load_1min"][0] for r in scale["rows"] for v in (r.get("details") or {}).get("per_size", {}).values()]
+    return {
+        "sizes": stages[0]["sizes"],
+        "stages": stages,
+        "plot": figure_data_uri(figures.scale_growth(series)),
+        "profile": scale.get("profile"),
+        "settings": scale.get("settings") or {},
+        "machine": scale.get("machine") or {},
+        "generated_at": scale.get("generated_at"),
+        "seconds": scale.get("seconds"),
+        "max_load": max(loads) if loads else None,
     }
 
 

@@ -1,0 +1,457 @@
+"""How each stage's cost grows with the data: wall time and peak memory of the pipeline's stages on
+synthetic CelebA folders of N images, the growth exponent of each (time ~ N^a), and flags for
+super-linear time or memory that grows with N where it should not.
+
+    python benchmarks/scale.py [--sizes 2000,20000] [--cache DIR] [--profile auto|cpu|gpu]
+                               [--json FILE] [--into reports/bench.json]
+
+For every size N: a CelebA root of N generated 178x218 JPEGs with the official partition's proportions
+(benchmarks/synthetic.py; the images are generated in parallel once, kept under ``--cache`` and shared
+by all sizes), and a workspace whose params.yaml is ``python -m pipelines.config --compose
+configs/celeba.yaml`` with the profile's changes. Each stage then runs as ``dvc repro`` runs it,
+``python -m pipelines.<stage>`` in the workspace, one after the other:
+
+- prepare with data.workers 0, then again with 2 (the two must write the same content hash);
+- feature_stats (the test split's Inception features: random-init weights in a temporary TORCH_HOME;
+  the numbers, not the FIDs, matter);
+- train with ``train.max_steps`` steps on the full training split: the epoch is projected as the
+  stage's time outside its training loop plus the loop's time (train_metrics.json) scaled to a whole epoch;
+- fit_density; evaluate with each ``--eval-samples`` value.
+
+Peak memory is each stage process's VmHWM (the kernel's high-water mark of its resident memory),
+read from /proc every 50 ms while it runs and, exactly, from wait4()'s ru_maxrss whenever that exceeds
+this process's own peak (ru_maxrss also carries the peak of the process that started it, which is why
+this script stays small: it never imports torch). Worker processes (prepare's decoders) are reported apart.
+
+Profiles (every value can be overridden): ``gpu`` is the paper's setting (the CelebA network, batch
+100, Inception pool3, eval.n_samples 10,000 and 50,000, 50 training steps); ``cpu`` shrinks what a
+2-core CPU cannot do in minutes, so that 2k and 20k finish in under 20 minutes: networks with an eighth
+of the channels, Inception's 64-d block (the same 299x299 input), 100 and 500 samples, 10 steps,
+eval.batch_size 100. ``auto``: gpu when torch sees CUDA. The load average is recorded with every
+stage: on a shared machine the times are upper bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from _results import row
+from synthetic import celeba_counts, celeba_folder, generate_celeba_images
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE_BYTES = 3 * 64 * 64  # one prepared CelebA image (uint8 3x64x64)
+SUPERLINEAR = 1.15  # a growth exponent above this is flagged (fixed start-up costs push small sizes below 1)
+MEMORY_SLACK_KB = 1.0  # unexplained peak-memory growth per image above this (and above MEMORY_SLACK_MB) is flagged
+MEMORY_SLACK_MB = 64.0
+POLL_S = 0.05
+
+PROFILES = {
+    "gpu": {
+        "model": None,  # configs/celeba.yaml's networks
+        "inception_dims": 2048,
+        "eval_samples": (10_000, 50_000),
+        "eval_batch": None,  # the config's eval.batch_size
+        "train_steps": 50,
+        "device": "cuda",
+    },
+    "cpu": {
+        "model": {"encoder_channels": [16, 32, 64, 128], "decoder_channels": [128, 64, 32, 16]},
+        "inception_dims": 64,
+        "eval_samples": (100, 500),
+        "eval_batch": 100,
+        "train_steps": 10,
+        "device": "cpu",
+    },
+}
+
+
+# ------------------------------------------------------------------ measuring one stage process
+
+
+def _status_kb(pid: int, key: str) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    m = re.search(rf"^{key}:\s+(\d+) kB", text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        out = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+        return out
+    except OSError:
+        return []
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        kids = _children(todo.pop())
+        found += kids
+        todo += kids
+    return found
+
+
+def measure(cmd: list[str], cwd: Path, env: dict, log: Path) -> dict:
+    """Run ``cmd``; its wall time, peak RSS (MB) and its descendants' largest peak RSS (MB)."""
+    own_peak_kb = _status_kb(os.getpid(), "VmHWM") or 0
+    load = os.getloadavg()[0]
+    peaks: dict[int, int] = {}
+    with open(log, "w") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.is_set():
+                for pid in (proc.pid, *_descendants(proc.pid)):
+                    kb = _status_kb(pid, "VmHWM")
+                    if kb is not None:
+                        peaks[pid] = max(peaks.get(pid, 0), kb)
+                done.wait(POLL_S)
+
+        watcher = threading.Thread(target=poll, daemon=True)
+        watcher.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        done.set()
+        watcher.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = log.read_text()[-3000:]
+        raise RuntimeError(f"{' '.join(cmd)} failed with exit code {proc.returncode} (log {log}):\n{tail}")
+    polled = peaks.get(proc.pid, 0)
+    exact = usage.ru_maxrss > own_peak_kb  # ru_maxrss is the stage's own peak when it exceeds ours
+    peak_kb = usage.ru_maxrss if exact else polled
+    workers = [kb for pid, kb in peaks.items() if pid != proc.pid]
+    return {
+        "seconds": seconds,
+        "peak_mb": peak_kb / 1024,
+        "peak_exact": bool(exact),
+        "workers_peak_mb": max(workers) / 1024 if workers else None,
+        "workers": len(workers),
+        "load_1min": [round(load, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+# ------------------------------------------------------------------ workspaces
+
+
+def stage_env(torch_home: Path) -> dict:
+    """This interpreter's environment first on PATH, this checkout's packages, no EAE_ overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EAE_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    env["TORCH_HOME"] = str(torch_home)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def make_workspace(ws: Path, data_root: Path, settings: dict, env: dict) -> None:
+    """ws/params.yaml: the defaults with configs/celeba.yaml composed over them (the pipeline's own
+    command), then the benchmark's changes."""
+    ws.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "params.yaml", ws / "params.yaml")
+    subprocess.run(
+        [sys.executable, "-m", "pipelines.config", "--compose", str(ROOT / "configs" / "celeba.yaml"), "params.yaml"],
+        cwd=ws,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["data"]["root"] = str(data_root)
+    if settings["model"]:
+        params["model"].update(settings["model"])
+    params["train"].update(
+        {
+            "epochs": 1,
+            "max_steps": settings["train_steps"],
+            "device": settings["device"],
+            "sample_every": 0,
+            "checkpoint_every": 0,
+        }
+    )
+    params["eval"].update({"inception_dims": settings["inception_dims"], "device": settings["device"]})
+    if settings["eval_batch"]:
+        params["eval"]["batch_size"] = settings["eval_batch"]
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def set_params(ws: Path, section: str, **values) -> None:
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params[section].update(values)
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run_size(n: int, root: Path, ws: Path, settings: dict, env: dict) -> dict[str, dict]:
+    """Every stage on the workspace of size n; {stage label: measurement}."""
+    make_workspace(ws, root, settings, env)
+    (ws / "logs").mkdir(exist_ok=True)
+    out: dict[str, dict] = {}
+
+    def stage(label: str, module: str) -> dict:
+        print(f"  {label} ...", end="", flush=True)
+        m = measure([sys.executable, "-m", f"pipelines.{module}"], ws, env, ws / "logs" / f"{label}.log")
+        print(f" {m['seconds']:.1f} s, peak {m['peak_mb']:.0f} MB (load {m['load_1min'][0]:.1f})", flush=True)
+        out[label] = m
+        return m
+
+    hashes = []
+    for workers in (0, 2):
+        set_params(ws, "data", workers=workers)
+        shutil.rmtree(ws / "data" / "prepared", ignore_errors=True)
+        stage(f"prepare (workers {workers})", "prepare")
+        hashes.append(json.loads((ws / "data/prepared/manifest.json").read_text())["content_hash"])
+    if hashes[0] != hashes[1]:
+        raise RuntimeError(f"prepare with 0 and 2 workers wrote different data: {hashes}")
+    stage("feature_stats", "feature_stats")
+    m = stage("train", "train")
+    metrics = json.loads((ws / "reports/train_metrics.json").read_text())
+    n_train, batch = celeba_counts(n)[0], yaml.safe_load((ws / "params.yaml").read_text())["train"]["batch_size"]
+    steps_per_epoch = n_train // batch
+    loop = metrics["train_seconds"]
+    epoch = (m["seconds"] - loop) + loop * steps_per_epoch / metrics["steps"]
+    out["train epoch (projected)"] = {
+        **m,
+        "seconds": epoch,
+        "stage_seconds": m["seconds"],
+        "loop_seconds": loop,
+        "steps": metrics["steps"],
+        "steps_per_epoch": steps_per_epoch,
+    }
+    del out["train"]
+    stage("fit_density", "fit_density")
+    for k in settings["eval_samples"]:
+        set_params(ws, "eval", n_samples=k)
+        stage(f"evaluate (n_samples {k:,})", "evaluate")
+    return out
+
+
+# ------------------------------------------------------------------ growth
+
+
+def exponent(xs: list[float], ys: list[float]) -> float | None:
+    """Least-squares slope of log y on log x: y ~ x^a (None with fewer than two usable points)."""
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    if len(pts) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx > 0 else None
+
+
+def expected_bytes(label: str, n: int, settings: dict, shard_size: int, latent_dim: int) -> float:
+    """What a stage must hold that grows with n (bytes): the memory model the flags compare with.
+    prepare: one shard buffer; train: the uint8 training split (kept by design, on the GPU when it
+    fits); feature_stats, evaluate: float64 features of the test split (pool3 statistics, KID and
+    precision/recall need them all); fit_density: the float64 codes of the training split."""
+    n_train, _, n_test = celeba_counts(n)
+    dims = settings["inception_dims"]
+    if label.startswith("prepare"):
+        return min(shard_size, n_train) * IMAGE_BYTES
+    if label.startswith("train"):
+        return n_train * IMAGE_BYTES
+    if label == "fit_density":
+        return n_train * latent_dim * 8
+    return n_test * dims * 8  # feature_stats, evaluate
+
+
+def growth(results: dict[int, dict[str, dict]], settings: dict, shard_size: int, latent_dim: int) -> dict[str, dict]:
+    """Per stage: sizes, seconds, peaks, the time exponent and the memory flags."""
+    sizes = sorted(results)
+    out = {}
+    for label in results[sizes[0]]:
+        secs = [results[n][label]["seconds"] for n in sizes]
+        peaks = [results[n][label]["peak_mb"] for n in sizes]
+        a = exponent(sizes, secs)
+        unexplained = []  # MB of peak growth between consecutive sizes beyond the memory model's growth
+        for lo, hi in zip(sizes, sizes[1:]):
+            model = (
+                expected_bytes(label, hi, settings, shard_size, latent_dim)
+                - expected_bytes(label, lo, settings, shard_size, latent_dim)
+            ) / 2**20
+            extra = results[hi][label]["peak_mb"] - results[lo][label]["peak_mb"] - model
+            unexplained.append({"from": lo, "to": hi, "mb": extra, "kb_per_image": extra * 1024 / (hi - lo)})
+        flags = []
+        if a is not None and a > SUPERLINEAR:
+            flags.append(f"time super-linear (N^{a:.2f})")
+        for u in unexplained:
+            if u["mb"] > MEMORY_SLACK_MB and u["kb_per_image"] > MEMORY_SLACK_KB:
+                flags.append(
+                    f"memory grows {u['kb_per_image']:.1f} KB/image beyond what it must hold ({u['from']:,} -> {u['to']:,})"
+                )
+        out[label] = {
+            "sizes": sizes,
+            "seconds": secs,
+            "peak_mb": peaks,
+            "time_exponent": a,
+            "memory_exponent": exponent(sizes, peaks),
+            "unexplained_memory": unexplained,
+            "flags": flags,
+        }
+    evals = sorted((int(re.sub(r"\D", "", k)), k) for k in results[sizes[0]] if k.startswith("evaluate (n_samples"))
+    if len(evals) >= 2:
+        for n in sizes:
+            ks = [k for k, _ in evals]
+            b = exponent(ks, [results[n][label]["seconds"] for _, label in evals])
+            out[evals[-1][1]].setdefault("n_samples_exponent", {})[n] = b
+            if b is not None and b > SUPERLINEAR:
+                out[evals[-1][1]]["flags"].append(f"time super-linear in n_samples at N = {n:,} (n^{b:.2f})")
+    return out
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="2000,20000", help="comma-separated image counts (e.g. 2000,20000,200000)")
+    ap.add_argument("--cache", default=None, help="folder for the generated images, kept between runs (default: temp)")
+    ap.add_argument("--work", default=None, help="folder for the workspaces, kept (default: a temporary one)")
+    ap.add_argument("--profile", choices=["auto", "cpu", "gpu"], default="auto")
+    ap.add_argument("--eval-samples", help="comma-separated eval.n_samples values (profile's default)")
+    ap.add_argument("--train-steps", type=int, help="train.max_steps of the epoch projection (profile's default)")
+    ap.add_argument("--inception-dims", type=int, choices=[64, 192, 768, 2048])
+    ap.add_argument("--gen-workers", type=int, default=os.cpu_count() or 1, help="processes generating the images")
+    ap.add_argument("--json", metavar="FILE", help="also write the result rows to FILE (as every benchmark does)")
+    ap.add_argument(
+        "--into",
+        default=str(ROOT / "reports" / "bench.json"),
+        help="merge the rows into this bench.json (replacing an earlier scale entry); '' = no",
+    )
+    args = ap.parse_args()
+    sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
+    if not sizes or min(sizes) < 1000:
+        ap.error("--sizes: image counts of at least 1000 (a train split of 10 batches)")
+    profile = args.profile
+    if profile == "auto":
+        probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"], **_text)
+        profile = "gpu" if probe.stdout.strip() == "True" else "cpu"
+    settings = dict(PROFILES[profile])
+    if args.eval_samples:
+        settings["eval_samples"] = tuple(int(k) for k in args.eval_samples.split(","))
+    if args.train_steps:
+        settings["train_steps"] = args.train_steps
+    if args.inception_dims:
+        settings["inception_dims"] = args.inception_dims
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="eae-scale-") as tmp:
+        tmp = Path(tmp)
+        cache = Path(args.cache) if args.cache else tmp / "cache"
+        work = Path(args.work) if args.work else tmp / "work"
+        torch_home = tmp / "torch-home"
+        env = stage_env(torch_home)
+        subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "synthetic.py"), "inception", str(torch_home)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        t = time.perf_counter()
+        wrote = generate_celeba_images(cache / "img_align_celeba", max(sizes), args.gen_workers)
+        gen_s = time.perf_counter() - t
+        print(
+            f"images: {max(sizes):,} under {cache} ({wrote:,} generated in {gen_s:.0f} s, {args.gen_workers} "
+            f"processes); profile {profile}: {json.dumps(settings)}",
+            flush=True,
+        )
+        results: dict[int, dict[str, dict]] = {}
+        for n in sizes:
+            root = celeba_folder(cache / f"celeba-{n}", n, images=cache / "img_align_celeba")
+            print(f"N = {n:,} (train/valid/test {celeba_counts(n)})", flush=True)
+            results[n] = run_size(n, root, work / f"n{n}", settings, env)
+        ws_params = yaml.safe_load((work / f"n{sizes[0]}" / "params.yaml").read_text())
+    shard_size, latent_dim = ws_params["data"]["shard_size"], ws_params["model"]["latent_dim"]
+    stages = growth(results, settings, shard_size, latent_dim)
+    wall = time.perf_counter() - started
+    print_table(stages, sizes)
+    print(
+        f"\n{len(sizes)} sizes in {wall / 60:.1f} min (image generation {gen_s:.0f} s); load average now {os.getloadavg()}"
+    )
+
+    rows = []
+    for label, s in stages.items():
+        details = {**s, "per_size": {str(n): results[n][label] for n in sizes}}
+        rows.append(
+            row(
+                f"scale: {label}, time ~ N^a", s["time_exponent"] or 0.0, "exponent", ("<=", SUPERLINEAR), None, details
+            )
+        )
+    result = {
+        "benchmark": "scale",
+        "rows": rows,
+        "seconds": round(wall, 1),
+        "profile": profile,
+        "settings": {**settings, "shard_size": shard_size, "latent_dim": latent_dim},
+        "sizes": sizes,
+        "image_generation_seconds": round(gen_s, 1),
+        "load_average_end": list(os.getloadavg()),
+        "machine": machine_info(),
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.into:
+        merge_into(Path(args.into), result)
+        print(f"merged into {args.into}")
+    return 0
+
+
+_text = {"capture_output": True, "text": True}
+
+
+def print_table(stages: dict[str, dict], sizes: list[int]) -> None:
+    head = "".join(f" {f'N={n:,}':>19s}" for n in sizes)
+    print(f"\n{'stage':28s}{head}  {'time exp':>8s}  flags")
+    print(f"{'':28s}" + "".join(f" {'seconds':>9s} {'peak MB':>9s}" for _ in sizes))
+    for label, s in stages.items():
+        cells = "".join(f" {sec:9.1f} {mb:9.0f}" for sec, mb in zip(s["seconds"], s["peak_mb"]))
+        a = "—" if s["time_exponent"] is None else f"{s['time_exponent']:.2f}"
+        print(f"{label:28s}{cells}  {a:>8s}  {'; '.join(s['flags']) or 'ok'}")
+
+
+def machine_info() -> dict:
+    """``_results.machine()`` from a child process (importing torch here would raise this process's peak
+    memory, which ru_maxrss of every later stage would carry)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "import json, _results; print(json.dumps(_results.machine()))"],
+        cwd=ROOT / "benchmarks",
+        **_text,
+    )
+    return json.loads(probe.stdout) if probe.returncode == 0 else {}
+
+
+def merge_into(path: Path, result: dict) -> None:
+    """Put the scale result into a bench.json (make bench's file), replacing an earlier one."""
+    bench = json.loads(path.read_text()) if path.exists() else {"benchmarks": []}
+    bench["benchmarks"] = [b for b in bench.get("benchmarks", []) if b.get("benchmark") != "scale"] + [result]
+    bench.setdefault("machine", result["machine"])
+    bench.setdefault("generated_at", result["generated_at"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(bench, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
