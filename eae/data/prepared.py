@@ -17,6 +17,7 @@ prepare stage only).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,22 +90,51 @@ def read_manifest(prepared_dir: str | Path) -> dict:
     return manifest
 
 
-def read_split(prepared_dir: str | Path, split: str) -> Split:
-    """Load one split of a prepared dataset (all shards concatenated)."""
-    prepared_dir = Path(prepared_dir)
+def _split_entry(prepared_dir: Path, split: str) -> tuple[dict, dict]:
     manifest = read_manifest(prepared_dir)
     if split not in manifest["splits"]:
         raise EAEError(f"{prepared_dir}: no split {split!r}; has {sorted(manifest['splits'])}")
-    entry = manifest["splits"][split]
+    return manifest, manifest["splits"][split]
+
+
+def _mismatch(prepared_dir: Path, split: str, what: str, entry: dict, manifest: dict) -> EAEError:
+    return EAEError(
+        f"{prepared_dir}: split {split!r} does not match its manifest "
+        f"({what}, expected {entry['count']} x {manifest['image_shape']})"
+    )
+
+
+def split_shards(prepared_dir: str | Path, split: str) -> Iterator[np.ndarray]:
+    """One split's images shard by shard, in order: uint8 [n, C, H, W] arrays, one in memory at a time
+    (what a pass over a large split needs instead of ``read_split``)."""
+    prepared_dir = Path(prepared_dir)
+    manifest, entry = _split_entry(prepared_dir, split)
+    count = 0
+    for name in entry["shards"]:
+        try:
+            shard = np.load(prepared_dir / name, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise EAEError(f"{prepared_dir}: cannot read split {split!r}: {exc}") from None
+        count += len(shard)
+        if shard.dtype != np.uint8 or list(shard.shape[1:]) != manifest["image_shape"] or count > entry["count"]:
+            raise _mismatch(prepared_dir, split, f"{name}: {shard.dtype} {shard.shape}", entry, manifest)
+        yield shard
+    if count != entry["count"]:
+        raise _mismatch(prepared_dir, split, f"{count} images in its shards", entry, manifest)
+
+
+def read_split(prepared_dir: str | Path, split: str) -> Split:
+    """Load one split of a prepared dataset: its shards copied one by one into one array, so the peak
+    memory is the split plus one shard (not twice the split, as concatenating the loaded shards was)."""
+    prepared_dir = Path(prepared_dir)
+    manifest, entry = _split_entry(prepared_dir, split)
     try:
-        parts = [np.load(prepared_dir / f, allow_pickle=False) for f in entry["shards"]]
         labels = np.load(prepared_dir / entry["labels"], allow_pickle=False) if entry.get("labels") else None
     except (OSError, ValueError) as exc:
         raise EAEError(f"{prepared_dir}: cannot read split {split!r}: {exc}") from None
-    images = np.concatenate(parts)
-    if images.dtype != np.uint8 or list(images.shape[1:]) != manifest["image_shape"] or len(images) != entry["count"]:
-        raise EAEError(
-            f"{prepared_dir}: split {split!r} does not match its manifest "
-            f"({images.dtype} {images.shape}, expected {entry['count']} x {manifest['image_shape']})"
-        )
+    images = np.empty((entry["count"], *manifest["image_shape"]), dtype=np.uint8)
+    pos = 0
+    for shard in split_shards(prepared_dir, split):
+        images[pos : pos + len(shard)] = shard
+        pos += len(shard)
     return Split(images, labels)

@@ -1,11 +1,12 @@
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from eae.data.decode import resize, to_uint8
 from eae.data.prepare import write_prepared
-from eae.data.prepared import Split, read_manifest, read_split
+from eae.data.prepared import Split, read_manifest, read_split, split_shards
 from eae.data.sources import load_source
 from eae.data.sources.common import seeded_split
 from eae.errors import EAEError
@@ -84,3 +85,29 @@ def test_prepared_errors(tmp_path):
     (tmp_path / "manifest.json").write_text("{oops")
     with pytest.raises(EAEError, match="corrupt"):
         read_manifest(tmp_path)
+
+
+def test_split_shards_stream_the_split_and_read_split_holds_it_once(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (50, 3, 64, 64), dtype=np.uint8)  # 614 kB
+    write_prepared(tmp_path, {"train": Split(images)}, "fixture", shard_size=5)
+    shards = list(split_shards(tmp_path, "train"))
+    assert [len(s) for s in shards] == [5] * 10
+    np.testing.assert_array_equal(np.concatenate(shards), images)
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc
+    try:
+        back = read_split(tmp_path, "train").images
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(back, images)
+    assert peak < images.nbytes * 1.3  # the split plus a shard or two (concatenating the shards: twice the split)
+
+
+def test_split_shards_refuse_shards_that_do_not_match_the_manifest(tmp_path):
+    write_prepared(tmp_path, {"train": Split(np.zeros((25, 1, 2, 2), np.uint8))}, "x", 10)
+    np.save(tmp_path / "train-001.npy", np.zeros((10, 1, 3, 3), np.uint8))
+    with pytest.raises(EAEError, match="does not match its manifest.*train-001"):
+        read_split(tmp_path, "train")
+    np.save(tmp_path / "train-001.npy", np.zeros((9, 1, 2, 2), np.uint8))
+    with pytest.raises(EAEError, match="24 images in its shards"):
+        list(split_shards(tmp_path, "train"))
