@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
-from eae.data.prepared import read_split
+from eae.data.prepared import read_manifest, split_shards
 from eae.models.inference import encode, posterior
 from eae.models.objectives.vae import fit_second_stage
 from eae.sampling.density import SecondStage, fit_gmm, fit_isotropic, fit_mvg, save_densities, select_gmm
@@ -21,9 +21,18 @@ from pipelines._stage import CHECKPOINT, DENSITY, PREPARED, log, resolve_device,
 from pipelines.config import ConfigError, Params, load_params
 
 
-def second_stage(p: Params, model, images: torch.Tensor) -> SecondStage:
+def over_train_split(fn, model, what: str) -> list:
+    """``fn(model, shard, progress=bar)`` for each shard of the training split in turn, with one progress
+    bar: only one shard of images is in memory (the codes of all of them are what is kept)."""
+    total = read_manifest(PREPARED)["splits"]["train"]["count"]
+    with tqdm(total=total, desc=what, unit="img", mininterval=2) as bar:
+        return [fn(model, torch.from_numpy(shard), progress=bar) for shard in split_shards(PREPARED, "train")]
+
+
+def second_stage(p: Params, model) -> SecondStage:
     s = p.objectives.two_stage_vae.second_stage
-    mu, logvar = posterior(model, images)
+    parts = over_train_split(posterior, model, "posteriors")
+    mu, logvar = torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts])
     with tqdm(total=s.epochs, desc="second stage", unit="epoch", mininterval=2) as bar:
         net, history = fit_second_stage(
             mu,
@@ -46,8 +55,7 @@ def main() -> None:
     seed_everything(p.seed)
     device = resolve_device(p.train.device)
     model = model_from_checkpoint(load_checkpoint(CHECKPOINT)).to(device)
-    images = torch.from_numpy(read_split(PREPARED, "train").images).to(device)
-    latents = encode(model, images).cpu().double().numpy()
+    latents = torch.cat(over_train_split(encode, model, "encode")).cpu().double().numpy()
     log.info(
         "encoded %d training images: latent mean |%.3f|, mean variance %.3f",
         len(latents),
@@ -73,7 +81,7 @@ def main() -> None:
             ", ".join(f"{k}: {v:.4g}" for k, v in choice["scores"].items()),
         )
     densities = {"isotropic": fit_isotropic(latents.shape[1]), "mvg": fit_mvg(latents, reg=d.reg_covar), "gmm": gmm}
-    extra = second_stage(p, model, images) if model.name == "two_stage_vae" else None
+    extra = second_stage(p, model) if model.name == "two_stage_vae" else None
     save_densities(DENSITY, densities, extra)
     log.info(
         "wrote %s (%s%s)",

@@ -17,14 +17,21 @@ def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _eval_batches(model: nn.Module, images: torch.Tensor, batch_size: int, progress) -> Iterable[torch.Tensor]:
+    """Float batches of ``images`` in order on the model's device (eval mode); ``progress``: a tqdm-like
+    bar advanced by the images of each batch once it is consumed."""
+    model.eval()
+    for x in batches(images, batch_size, shuffle=False, drop_last=False, device=device_of(model)):
+        yield x
+        if progress is not None:
+            progress.update(len(x))
+
+
 @torch.no_grad()
-def encode(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def encode(model: nn.Module, images: torch.Tensor, batch_size: int = 500, progress=None) -> torch.Tensor:
     """Deterministic codes of uint8 images in eval mode (``model.encode``: the EAE's BatchNorm
     code with running statistics, a VAE's posterior mean), on the model's device."""
-    model.eval()
-    return torch.cat(
-        [model.encode(x) for x in batches(images, batch_size, shuffle=False, drop_last=False, device=device_of(model))]
-    )
+    return torch.cat([model.encode(x) for x in _eval_batches(model, images, batch_size, progress)])
 
 
 def reconstruction_batches(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> Iterable[torch.Tensor]:
@@ -41,10 +48,9 @@ def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -
 
 
 @torch.no_grad()
-def posterior(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+def posterior(
+    model: nn.Module, images: torch.Tensor, batch_size: int = 500, progress=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, logvar) of a VAE-family model's q(z|x) for uint8 images, eval mode, on the model's device."""
-    model.eval()
-    parts = [
-        model.posterior(x) for x in batches(images, batch_size, shuffle=False, drop_last=False, device=device_of(model))
-    ]
+    parts = [model.posterior(x) for x in _eval_batches(model, images, batch_size, progress)]
     return torch.cat([m for m, _ in parts]), torch.cat([v for _, v in parts])
