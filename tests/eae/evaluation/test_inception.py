@@ -125,6 +125,21 @@ def test_grayscale_explicit_weights_and_bad_input(fid_env, monkeypatch, tmp_path
         extract(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
 
 
+def test_a_large_batch_goes_through_in_passes_of_max_batch(fid_env):
+    from eae.evaluation.inception import inception_extractor
+
+    extract = inception_extractor("cpu", dims=64, weights_path=fid_env["weights"], max_batch=2)
+    images = torch.rand(5, 3, 20, 24, generator=torch.Generator().manual_seed(0))
+    one_by_one = torch.cat([extract(images[i : i + 1]) for i in range(5)])
+    passes = []
+    extract.model.register_forward_pre_hook(lambda _, args: passes.append(len(args[0])))
+    out = extract(images)
+    assert passes == [2, 2, 1] and out.shape == (5, 64)
+    torch.testing.assert_close(out, one_by_one, rtol=1e-5, atol=1e-6)  # eval mode: each image's own features
+    with pytest.raises(EAEError, match="max_batch"):
+        inception_extractor("cpu", dims=64, weights_path=fid_env["weights"], max_batch=0)
+
+
 def test_missing_corrupt_or_wrong_weights(tmp_path, monkeypatch):
     from pytorch_fid import inception as pf
 
