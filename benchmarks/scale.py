@@ -143,6 +143,7 @@ def measure(cmd: list[str], cwd: Path, env: dict, log: Path) -> dict:
     workers = [kb for pid, kb in peaks.items() if pid != proc.pid]
     return {
         "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,  # the stage and the workers it waited for
         "peak_mb": peak_kb / 1024,
         "peak_exact": bool(exact),
         "workers_peak_mb": max(workers) / 1024 if workers else None,
@@ -232,6 +233,7 @@ def run_size(n: int, root: Path, ws: Path, settings: dict, env: dict) -> dict[st
     out["train epoch (projected)"] = {
         **m,
         "seconds": epoch,
+        "cpu_seconds": None,  # the stage's CPU time covers max_steps steps, not an epoch
         "stage_seconds": m["seconds"],
         "loop_seconds": loop,
         "steps": metrics["steps"],
@@ -249,8 +251,8 @@ def run_size(n: int, root: Path, ws: Path, settings: dict, env: dict) -> dict[st
 
 
 def exponent(xs: list[float], ys: list[float]) -> float | None:
-    """Least-squares slope of log y on log x: y ~ x^a (None with fewer than two usable points)."""
-    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    """Least-squares slope of log y on log x: y ~ x^a (None with fewer than two usable points; None values skip)."""
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x and y and x > 0 and y > 0]
     if len(pts) < 2:
         return None
     mx = sum(p[0] for p in pts) / len(pts)
@@ -281,8 +283,10 @@ def growth(results: dict[int, dict[str, dict]], settings: dict, shard_size: int,
     out = {}
     for label in results[sizes[0]]:
         secs = [results[n][label]["seconds"] for n in sizes]
+        cpu = [results[n][label].get("cpu_seconds") for n in sizes]
         peaks = [results[n][label]["peak_mb"] for n in sizes]
         a = exponent(sizes, secs)
+        a_cpu = exponent(sizes, cpu) if None not in cpu else None
         unexplained = []  # MB of peak growth between consecutive sizes beyond the memory model's growth
         for lo, hi in zip(sizes, sizes[1:]):
             model = (
@@ -292,7 +296,8 @@ def growth(results: dict[int, dict[str, dict]], settings: dict, shard_size: int,
             extra = results[hi][label]["peak_mb"] - results[lo][label]["peak_mb"] - model
             unexplained.append({"from": lo, "to": hi, "mb": extra, "kb_per_image": extra * 1024 / (hi - lo)})
         flags = []
-        if a is not None and a > SUPERLINEAR:
+        # Wall time moves with the machine's load; CPU time much less: both must grow faster than N^1.15.
+        if a is not None and a > SUPERLINEAR and (a_cpu is None or a_cpu > SUPERLINEAR):
             flags.append(f"time super-linear (N^{a:.2f})")
         for u in unexplained:
             if u["mb"] > MEMORY_SLACK_MB and u["kb_per_image"] > MEMORY_SLACK_KB:
@@ -304,6 +309,8 @@ def growth(results: dict[int, dict[str, dict]], settings: dict, shard_size: int,
             "seconds": secs,
             "peak_mb": peaks,
             "time_exponent": a,
+            "cpu_seconds": cpu,
+            "cpu_time_exponent": a_cpu,
             "memory_exponent": exponent(sizes, peaks),
             "unexplained_memory": unexplained,
             "flags": flags,
@@ -313,8 +320,10 @@ def growth(results: dict[int, dict[str, dict]], settings: dict, shard_size: int,
         for n in sizes:
             ks = [k for k, _ in evals]
             b = exponent(ks, [results[n][label]["seconds"] for _, label in evals])
+            b_cpu = exponent(ks, [results[n][label]["cpu_seconds"] for _, label in evals])
             out[evals[-1][1]].setdefault("n_samples_exponent", {})[n] = b
-            if b is not None and b > SUPERLINEAR:
+            out[evals[-1][1]].setdefault("n_samples_cpu_exponent", {})[n] = b_cpu
+            if b is not None and b > SUPERLINEAR and b_cpu is not None and b_cpu > SUPERLINEAR:
                 out[evals[-1][1]]["flags"].append(f"time super-linear in n_samples at N = {n:,} (n^{b:.2f})")
     return out
 
@@ -421,13 +430,23 @@ _text = {"capture_output": True, "text": True}
 
 
 def print_table(stages: dict[str, dict], sizes: list[int]) -> None:
-    head = "".join(f" {f'N={n:,}':>19s}" for n in sizes)
-    print(f"\n{'stage':28s}{head}  {'time exp':>8s}  flags")
-    print(f"{'':28s}" + "".join(f" {'seconds':>9s} {'peak MB':>9s}" for _ in sizes))
+    def fmt(x, spec):
+        return "—" if x is None else format(x, spec)
+
+    head = "".join(f" {f'N={n:,}':>29s}" for n in sizes)
+    print(f"\n{'stage':28s}{head}  {'exp':>5s} {'cpu':>5s}  flags")
+    print(f"{'':28s}" + "".join(f" {'wall s':>9s} {'cpu s':>9s} {'peak MB':>9s}" for _ in sizes))
     for label, s in stages.items():
-        cells = "".join(f" {sec:9.1f} {mb:9.0f}" for sec, mb in zip(s["seconds"], s["peak_mb"]))
-        a = "—" if s["time_exponent"] is None else f"{s['time_exponent']:.2f}"
-        print(f"{label:28s}{cells}  {a:>8s}  {'; '.join(s['flags']) or 'ok'}")
+        cells = "".join(
+            f" {sec:9.1f} {fmt(c, '9.1f'):>9s} {mb:9.0f}"
+            for sec, c, mb in zip(s["seconds"], s["cpu_seconds"], s["peak_mb"])
+        )
+        a, a_cpu = fmt(s["time_exponent"], ".2f"), fmt(s["cpu_time_exponent"], ".2f")
+        print(f"{label:28s}{cells}  {a:>5s} {a_cpu:>5s}  {'; '.join(s['flags']) or 'ok'}")
+        for n, b in (s.get("n_samples_exponent") or {}).items():
+            print(
+                f"{'':28s} time ~ n_samples^{fmt(b, '.2f')} at N = {n:,} (cpu {fmt(s['n_samples_cpu_exponent'][n], '.2f')})"
+            )
 
 
 def machine_info() -> dict:
