@@ -17,6 +17,7 @@ import statistics
 import time
 
 import torch
+from _results import add_json_argument, row, write
 
 from eae.models.networks import ArchConfig
 from eae.models.objectives.registry import build_objective
@@ -47,6 +48,7 @@ def main() -> None:
     ap.add_argument("--epoch-images", type=int, default=162_770)
     ap.add_argument("--epochs", type=int, default=70)
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    add_json_argument(ap)
     args = ap.parse_args()
     device = torch.device(args.device)
     cfg, spectral = ARCHS[args.arch]
@@ -95,9 +97,27 @@ def main() -> None:
         f"device {gpu}, torch {torch.__version__}, arch {args.arch}, batch {args.batch}, "
         f"{args.steps} steps x {args.rounds} rounds"
     )
+    rows = []
     for name, ts in times.items():
         t = statistics.median(ts)
         epoch_s = args.epoch_images / args.batch * t
+        rows.append(
+            row(
+                f"train step {args.arch} batch {args.batch}: {name}",
+                args.batch / t,
+                "img/s",
+                spread=(args.batch / max(ts), args.batch / min(ts)),
+                details={
+                    "ms_per_step": t * 1e3,
+                    "vs_fp32": base / t,
+                    "epoch_s": epoch_s,
+                    "epochs": args.epochs,
+                    "epoch_images": args.epoch_images,
+                    "projected_h": args.epochs * epoch_s / 3600,
+                    "device": gpu,
+                },
+            )
+        )
         print(
             f"{name:24s} {t * 1e3:8.2f} ms/step (spread {min(ts) * 1e3:.2f}-{max(ts) * 1e3:.2f})  "
             f"{args.batch / t:9.1f} img/s  x{base / t:5.2f} vs fp32  epoch {epoch_s / 60:6.1f} min  "
@@ -105,6 +125,7 @@ def main() -> None:
         )
     e = statistics.median(times["fp32"]) / statistics.median(times["fp32, no entropy term"])
     print(f"entropy term overhead (fp32): {100 * (e - 1):+.2f} % of a step")
+    write(args.json, "train_variants", rows)
 
 
 def _without_entropy(model):

@@ -1,0 +1,43 @@
+"""scripts/device_check.sh without a GPU: the CPU fallback runs every step at a tiny size (the CelebA
+config through `dvc repro` on a synthetic folder, the step variants, Inception throughput, onnxruntime)
+and writes one JSON that says what ran where."""
+
+import json
+import subprocess
+
+import pytest
+
+from tests.helpers.repos import ROOT, repo_env
+
+pytestmark = pytest.mark.slow
+
+STAGES = {"prepare", "feature_stats", "train", "fit_density", "evaluate", "export", "report"}
+
+
+def test_device_check_cpu_fallback_runs_every_step(tmp_path):
+    out = tmp_path / "check.json"
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "device_check.sh"), "--size", "cpu", "--images", "150", "--out", str(out)],
+        cwd=tmp_path,
+        env=repo_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["errors"] == {} and report["size"] == "cpu" and report["device"] == "cpu"
+    run = report["pipeline"]
+    assert run["split"] == {"train": 120, "valid": 15, "test": 15} and run["epochs"] == 1
+    assert set(run["stage_seconds"]) == STAGES and run["dvc_repro_seconds"] > sum(run["stage_seconds"].values()) / 2
+    assert run["train_img_s"] > 0 and set(run["fd"]) == {"isotropic", "mvg", "gmm", "reconstruction"}
+    variants = {v["variant"]: v for v in report["train_variants"]}
+    assert {"fp32", "bf16", "bf16+channels_last"} <= set(variants) and variants["fp32"]["vs_fp32"] == 1.0
+    assert report["inception"]["img_s"] > 0 and report["inception"]["dims"] == 64
+    ort = report["onnx_generator"]
+    assert ort["requested"][0] == "CUDAExecutionProvider"
+    assert ort["providers"] == ["CPUExecutionProvider"] and ort["cuda_provider_active"] is False  # what ran
+    assert set(ort["img_s"]) == {"64", "1000"} and all(v > 0 for r in ort["img_s"].values() for v in r.values())
+    assert report["projected_paper_70_epochs_hours"] == {} and "not projected" in report["projection_note"]
+    assert "device check (cpu, cpu)" in proc.stdout
+    assert not (ROOT / "check.json").exists()  # nothing written into the checkout
