@@ -26,8 +26,8 @@ this script stays small: it never imports torch). Worker processes (prepare's de
 Profiles (every value can be overridden): ``gpu`` is the paper's setting (the CelebA network, batch
 100, Inception pool3, eval.n_samples 10,000 and 50,000, 50 training steps); ``cpu`` shrinks what a
 2-core CPU cannot do in minutes, so that 2k and 20k finish in under 20 minutes: networks with an eighth
-of the channels, Inception's 64-d block (the same 299x299 input), 100 and 500 samples, 10 steps,
-eval.batch_size 100. ``auto``: gpu when torch sees CUDA. The load average is recorded with every
+of the channels, Inception's 64-d block (the same 299x299 input), 100 and 500 samples, 10 steps.
+``auto``: gpu when torch sees CUDA. The load average is recorded with every
 stage: on a shared machine the times are upper bounds.
 """
 
@@ -71,7 +71,7 @@ PROFILES = {
         "model": {"encoder_channels": [16, 32, 64, 128], "decoder_channels": [128, 64, 32, 16]},
         "inception_dims": 64,
         "eval_samples": (100, 500),
-        "eval_batch": 100,
+        "eval_batch": None,
         "train_steps": 10,
         "device": "cpu",
     },

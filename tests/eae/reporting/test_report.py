@@ -316,3 +316,53 @@ def test_report_shows_the_benchmarks():
     assert 'id="performance"' in html and "1 of 2 goals met" in html and "Test CPU" in html
     assert "batch 1000" in html and "1.6–1.8" in html and "flow_overhead: exit code 1" in html
     assert 'id="performance"' not in render()
+
+
+def test_report_shows_the_scale_study_with_its_log_log_plot():
+    def stage(name, seconds, peaks, exponent, flags=()):
+        return {
+            "name": f"scale: {name}, time ~ N^a",
+            "value": exponent,
+            "unit": "exponent",
+            "goal": {"op": "<=", "value": 1.15},
+            "met": exponent <= 1.15,
+            "spread": None,
+            "details": {
+                "sizes": [2000, 20000],
+                "seconds": seconds,
+                "peak_mb": peaks,
+                "time_exponent": exponent,
+                "flags": list(flags),
+                "per_size": {"2000": {"load_1min": [3.5, 3.0]}, "20000": {"load_1min": [7.25, 6.0]}},
+            },
+        }
+
+    scale = {
+        "benchmark": "scale",
+        "profile": "cpu",
+        "settings": {"train_steps": 10},
+        "machine": {"cpus": 2, "gpu": None},
+        "generated_at": "2026-01-02 00:00 UTC",
+        "seconds": 900.0,
+        "rows": [
+            stage("prepare (workers 0)", [4.0, 31.5], [77, 201], 0.9),
+            stage("fit_density", [10.0, 400.0], [700, 2900], 1.6, ["time super-linear (N^1.60)"]),
+        ],
+    }
+    bench = {"generated_at": "2026-01-01 00:00 UTC", "wall_seconds": 400.0, "machine": {}, "benchmarks": [scale]}
+    context = report_context(**synthetic_inputs(bench=bench))
+    sc = context["bench"]["scale"]
+    assert sc["sizes"] == [2000, 20000] and sc["max_load"] == 7.25
+    assert [s["name"] for s in sc["stages"]] == ["prepare (workers 0)", "fit_density"]
+    html = render_report(context)
+    assert "How each stage grows with the data" in html and "N = 20,000" in html
+    assert "31.5 / 201" in html and "0.90" in html and "time super-linear (N^1.60)" in html
+    assert "load average up to 7.2" in html and sc["plot"] in html
+
+
+def test_scale_growth_plot_draws_a_line_per_stage_and_its_slope_one_guide():
+    fig = figures.scale_growth({"prepare": ([2000, 20000], [4.0, 31.5]), "train": ([2000, 20000], [5.0, 60.0])})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    assert len(ax.lines) == 4  # measured + slope-1 guide per stage
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [4.0, 40.0])  # the guide: linear growth from the first point
