@@ -28,7 +28,7 @@ from tqdm import tqdm
 from eae.data.prepared import read_manifest, read_split
 from eae.images import image_grid
 from eae.io import atomic_dir, write_json
-from eae.models.inference import reconstruct
+from eae.models.inference import reconstruction_mse
 from eae.models.networks import ArchConfig
 from eae.models.objectives.base import Objective
 from eae.models.objectives.registry import build_objective
@@ -238,7 +238,7 @@ def write_outputs(
     """The stage's outputs (rank 0 only): checkpoint, metrics; the resume state is then obsolete."""
     test = torch.from_numpy(read_split(PREPARED, "test").images)
     shape = model.arch.image_shape
-    test_mse = float((reconstruct(model, test).cpu() - test.float() / 255).pow(2).mean())
+    test_mse = reconstruction_mse(model, test)
     final = {s: history[s][-1] for s in model.series}
     metrics = {
         **{f"final_{s}": v for s, v in final.items()},

@@ -48,6 +48,23 @@ def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -
 
 
 @torch.no_grad()
+def reconstruction_mse(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> float:
+    """Mean squared error per pixel value of the eval-mode reconstructions of uint8 images (both in
+    [0, 1]), accumulated batch by batch in float64: mean = sum_i (x_hat_i - x_i)^2 / (N C H W). Memory:
+    one batch, not every reconstruction (N x C x H x W float32 twice over, as a whole-set difference takes)."""
+    total, count = 0.0, 0
+    for x, x_hat in zip(
+        batches(images, batch_size, shuffle=False, drop_last=False, device=device_of(model)),
+        reconstruction_batches(model, images, batch_size),
+    ):
+        total += float((x_hat.float() - x).double().pow(2).sum())
+        count += x.numel()
+    if count == 0:
+        raise ValueError("no images to reconstruct")
+    return total / count
+
+
+@torch.no_grad()
 def posterior(
     model: nn.Module, images: torch.Tensor, batch_size: int = 500, progress=None
 ) -> tuple[torch.Tensor, torch.Tensor]:

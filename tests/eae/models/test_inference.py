@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from eae.models.inference import encode, posterior, reconstruct
+from eae.models.inference import encode, posterior, reconstruct, reconstruction_mse
 from eae.models.networks import ArchConfig
 from eae.models.objectives.registry import build_objective
 
@@ -37,3 +38,12 @@ def test_posterior_counts_progress():
     mu, logvar = posterior(model, images(120), batch_size=50, progress=bar)
     assert bar.n == 120 and mu.shape == logvar.shape == (120, 3)
     torch.testing.assert_close(mu, encode(model, images(120)))  # a VAE's code is its posterior mean
+
+
+def test_reconstruction_mse_batch_by_batch_is_the_whole_set_mean():
+    torch.manual_seed(0)
+    model = build_objective("eae", CFG, {"entropy_weight": 0.1})
+    x = images(230)
+    whole = float((reconstruct(model, x) - x.float() / 255).double().pow(2).mean())
+    assert reconstruction_mse(model, x, batch_size=64) == pytest.approx(whole, rel=1e-6)
+    assert reconstruction_mse(model, x, batch_size=64) == reconstruction_mse(model, x, batch_size=64)
