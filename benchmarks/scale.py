@@ -261,24 +261,49 @@ def exponent(xs: list[float], ys: list[float]) -> float | None:
     return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx > 0 else None
 
 
-def expected_bytes(label: str, n: int, settings: dict, shard_size: int, latent_dim: int) -> float:
-    """What a stage must hold that grows with n (bytes): the memory model the flags compare with.
-    prepare: one shard buffer; train: the uint8 training split (kept by design, on the GPU when it
-    fits); feature_stats, evaluate: float64 features of the test split (pool3 statistics, KID and
-    precision/recall need them all); fit_density: the float64 codes of the training split."""
+INFERENCE_BATCH = 500  # eae.models.inference's default batch (train's test MSE, fit_density's codes)
+
+
+def expected_bytes(label: str, n: int, cfg: dict) -> float:
+    """What a stage holds that grows with n, in bytes (the memory model the flags compare with): uint8
+    images at IMAGE_BYTES each, float features and codes. prepare: its shard buffer (up to data.shard_size
+    images); train: the training split (kept by design, on the GPU when it fits); fit_density: one shard
+    and the codes (float32 and float64); feature_stats: the test split and its float64 features (twice:
+    the batches and their concatenation); evaluate: the test split, its float32 features and the float64
+    features of the reconstruction column (twice)."""
     n_train, _, n_test = celeba_counts(n)
-    dims = settings["inception_dims"]
+    shard, dims = cfg["shard_size"], cfg["dims"]
     if label.startswith("prepare"):
-        return min(shard_size, n_train) * IMAGE_BYTES
+        return min(shard, n_train) * IMAGE_BYTES
     if label.startswith("train"):
         return n_train * IMAGE_BYTES
     if label == "fit_density":
-        return n_train * latent_dim * 8
-    return n_test * dims * 8  # feature_stats, evaluate
+        return min(shard, n_train) * IMAGE_BYTES + n_train * cfg["latent_dim"] * 12
+    if label == "feature_stats":
+        return n_test * (IMAGE_BYTES + dims * 16)
+    return n_test * (IMAGE_BYTES + dims * 20)  # evaluate
 
 
-def growth(results: dict[int, dict[str, dict]], settings: dict, shard_size: int, latent_dim: int) -> dict[str, dict]:
-    """Per stage: sizes, seconds, peaks, the time exponent and the memory flags."""
+def working_sets(label: str, n: int, cfg: dict) -> dict[str, int]:
+    """Images per batch of the stage's passes whose activations it holds at once (their bytes per image
+    depend on the network, so the model cannot count them): while one of them fills up between two
+    sizes, growth of the peak is bounded by that batch size, not proportional to N."""
+    n_train, _, n_test = celeba_counts(n)
+    if label.startswith("train"):
+        return {f"the test split's inference batches (up to {INFERENCE_BATCH})": min(INFERENCE_BATCH, n_test)}
+    if label == "fit_density":
+        return {f"the encoder's batches (up to {INFERENCE_BATCH})": min(INFERENCE_BATCH, n_train)}
+    if label == "feature_stats" or label.startswith("evaluate"):
+        b = cfg["eval_batch_size"]
+        return {f"the test split's eval.batch_size batches (up to {b})": min(b, n_test)}
+    return {}
+
+
+def growth(results: dict[int, dict[str, dict]], cfg: dict) -> dict[str, dict]:
+    """Per stage: sizes, seconds, peaks, the time exponents, the memory not explained by the memory
+    model (``expected_bytes``), flags (super-linear time; unexplained memory growth of more than
+    MEMORY_SLACK_KB per image and MEMORY_SLACK_MB in all) and notes (such growth while a working set
+    fills up: bounded by a batch size). ``cfg``: shard_size, latent_dim, dims, eval_batch_size."""
     sizes = sorted(results)
     out = {}
     for label in results[sizes[0]]:
@@ -287,23 +312,24 @@ def growth(results: dict[int, dict[str, dict]], settings: dict, shard_size: int,
         peaks = [results[n][label]["peak_mb"] for n in sizes]
         a = exponent(sizes, secs)
         a_cpu = exponent(sizes, cpu) if None not in cpu else None
-        unexplained = []  # MB of peak growth between consecutive sizes beyond the memory model's growth
-        for lo, hi in zip(sizes, sizes[1:]):
-            model = (
-                expected_bytes(label, hi, settings, shard_size, latent_dim)
-                - expected_bytes(label, lo, settings, shard_size, latent_dim)
-            ) / 2**20
-            extra = results[hi][label]["peak_mb"] - results[lo][label]["peak_mb"] - model
-            unexplained.append({"from": lo, "to": hi, "mb": extra, "kb_per_image": extra * 1024 / (hi - lo)})
-        flags = []
+        flags, notes, unexplained = [], [], []
         # Wall time moves with the machine's load; CPU time much less: both must grow faster than N^1.15.
         if a is not None and a > SUPERLINEAR and (a_cpu is None or a_cpu > SUPERLINEAR):
             flags.append(f"time super-linear (N^{a:.2f})")
-        for u in unexplained:
-            if u["mb"] > MEMORY_SLACK_MB and u["kb_per_image"] > MEMORY_SLACK_KB:
-                flags.append(
-                    f"memory grows {u['kb_per_image']:.1f} KB/image beyond what it must hold ({u['from']:,} -> {u['to']:,})"
-                )
+        for lo, hi in zip(sizes, sizes[1:]):
+            model = (expected_bytes(label, hi, cfg) - expected_bytes(label, lo, cfg)) / 2**20
+            extra = results[hi][label]["peak_mb"] - results[lo][label]["peak_mb"] - model
+            u = {"from": lo, "to": hi, "mb": extra, "kb_per_image": extra * 1024 / (hi - lo)}
+            unexplained.append(u)
+            if u["mb"] <= MEMORY_SLACK_MB or u["kb_per_image"] <= MEMORY_SLACK_KB:
+                continue
+            text = f"memory grows {u['kb_per_image']:.1f} KB/image beyond its model ({lo:,} -> {hi:,})"
+            ws_lo, ws_hi = working_sets(label, lo, cfg), working_sets(label, hi, cfg)
+            filling = [f"{k}: {ws_lo[k]} -> {ws_hi[k]} images" for k in ws_hi if ws_lo[k] != ws_hi[k]]
+            if filling:
+                notes.append(f"{text} while {'; '.join(filling)} fill up: bounded by the batch size")
+            else:
+                flags.append(text)
         out[label] = {
             "sizes": sizes,
             "seconds": secs,
@@ -312,8 +338,10 @@ def growth(results: dict[int, dict[str, dict]], settings: dict, shard_size: int,
             "cpu_seconds": cpu,
             "cpu_time_exponent": a_cpu,
             "memory_exponent": exponent(sizes, peaks),
+            "expected_mb": [expected_bytes(label, n, cfg) / 2**20 for n in sizes],
             "unexplained_memory": unexplained,
             "flags": flags,
+            "notes": notes,
         }
     evals = sorted((int(re.sub(r"\D", "", k)), k) for k in results[sizes[0]] if k.startswith("evaluate (n_samples"))
     if len(evals) >= 2:
@@ -390,8 +418,13 @@ def main() -> int:
             print(f"N = {n:,} (train/valid/test {celeba_counts(n)})", flush=True)
             results[n] = run_size(n, root, work / f"n{n}", settings, env)
         ws_params = yaml.safe_load((work / f"n{sizes[0]}" / "params.yaml").read_text())
-    shard_size, latent_dim = ws_params["data"]["shard_size"], ws_params["model"]["latent_dim"]
-    stages = growth(results, settings, shard_size, latent_dim)
+    cfg = {
+        "shard_size": ws_params["data"]["shard_size"],
+        "latent_dim": ws_params["model"]["latent_dim"],
+        "dims": settings["inception_dims"],
+        "eval_batch_size": ws_params["eval"]["batch_size"],
+    }
+    stages = growth(results, cfg)
     wall = time.perf_counter() - started
     print_table(stages, sizes)
     print(
@@ -411,7 +444,7 @@ def main() -> int:
         "rows": rows,
         "seconds": round(wall, 1),
         "profile": profile,
-        "settings": {**settings, "shard_size": shard_size, "latent_dim": latent_dim},
+        "settings": {**settings, **cfg},
         "sizes": sizes,
         "image_generation_seconds": round(gen_s, 1),
         "load_average_end": list(os.getloadavg()),
@@ -443,6 +476,8 @@ def print_table(stages: dict[str, dict], sizes: list[int]) -> None:
         )
         a, a_cpu = fmt(s["time_exponent"], ".2f"), fmt(s["cpu_time_exponent"], ".2f")
         print(f"{label:28s}{cells}  {a:>5s} {a_cpu:>5s}  {'; '.join(s['flags']) or 'ok'}")
+        for note in s["notes"]:
+            print(f"{'':28s} note: {note}")
         for n, b in (s.get("n_samples_exponent") or {}).items():
             print(
                 f"{'':28s} time ~ n_samples^{fmt(b, '.2f')} at N = {n:,} (cpu {fmt(s['n_samples_cpu_exponent'][n], '.2f')})"

@@ -11,7 +11,7 @@ from tests.helpers.repos import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks import each other as scripts do
 import scale  # noqa: E402
 
-SETTINGS = {"inception_dims": 64}
+CFG = {"shard_size": 10000, "latent_dim": 64, "dims": 64, "eval_batch_size": 1000}
 
 
 def test_exponent_of_a_power_law():
@@ -29,22 +29,34 @@ def run(label, sizes, seconds, peaks, cpu=None):
 
 def test_growth_flags_super_linear_time_and_memory_beyond_the_model():
     sizes = [2000, 20000]
-    quadratic = scale.growth(run("fit_density", sizes, [1.0, 100.0], [700, 1700]), SETTINGS, 10000, 64)
+    # fit_density: its shard (1,607 -> 10,000 images) and codes are modelled; 1 GB more is not
+    quadratic = scale.growth(run("fit_density", sizes, [1.0, 100.0], [700, 1700]), CFG)
     s = quadratic["fit_density"]
     assert s["time_exponent"] == pytest.approx(2.0)
     assert any("super-linear" in f for f in s["flags"])
-    assert any("memory grows" in f for f in s["flags"])  # 1 GB for 18,000 images: ~57 KB each, codes are 0.5
-    # wall time doubled by the load while CPU time grew linearly: not flagged
-    loaded = scale.growth(run("fit_density", sizes, [1.0, 100.0], [700, 705], cpu=[1.0, 10.0]), SETTINGS, 10000, 64)
+    assert any("memory grows" in f for f in s["flags"])
+    shard = (10000 - 1607) * scale.IMAGE_BYTES / 2**20
+    streamed = scale.growth(run("fit_density", sizes, [1.0, 10.0], [700, 700 + shard + 20]), CFG)
+    assert streamed["fit_density"]["flags"] == []
+    # wall time multiplied by the load while CPU time grew linearly: not flagged
+    loaded = scale.growth(run("fit_density", sizes, [1.0, 100.0], [700, 705], cpu=[1.0, 10.0]), CFG)
     assert loaded["fit_density"]["flags"] == []
     # prepare's shard buffer fills up to data.shard_size images: growth the memory model expects
-    shard = (10000 - 1607) * scale.IMAGE_BYTES / 2**20
-    prepare = scale.growth(run("prepare (workers 0)", sizes, [4, 40], [77, 77 + shard + 5]), SETTINGS, 10000, 64)
+    prepare = scale.growth(run("prepare (workers 0)", sizes, [4, 40], [77, 77 + shard + 5]), CFG)
     assert prepare["prepare (workers 0)"]["flags"] == []
-    # train keeps its training split by design
+    # train keeps its training split by design; more while its test-split batches fill up is a note
     split = (16068 - 1607) * scale.IMAGE_BYTES / 2**20
-    train = scale.growth(run("train epoch (projected)", sizes, [10, 95], [1200, 1200 + split]), SETTINGS, 10000, 64)
-    assert train["train epoch (projected)"]["flags"] == []
+    train = scale.growth(run("train epoch (projected)", sizes, [10, 95], [1200, 1200 + split]), CFG)
+    assert train["train epoch (projected)"]["flags"] == train["train epoch (projected)"]["notes"] == []
+    filling = scale.growth(run("train epoch (projected)", sizes, [10, 95], [1200, 1200 + split + 300]), CFG)
+    assert filling["train epoch (projected)"]["flags"] == []
+    assert "inference batches (up to 500): 197 -> 500 images" in filling["train epoch (projected)"]["notes"][0]
+    # ... and growth beyond the model between sizes whose batches are all full is flagged
+    split = (scale.celeba_counts(200000)[0] - 16068) * scale.IMAGE_BYTES / 2**20
+    full = scale.growth(run("train epoch (projected)", [20000, 200000], [95, 950], [1700, 1700 + split + 900]), CFG)
+    assert (
+        full["train epoch (projected)"]["notes"] == [] and "memory grows" in full["train epoch (projected)"]["flags"][0]
+    )
 
 
 def test_measure_reads_the_stage_peak_and_its_workers(tmp_path):
