@@ -72,3 +72,22 @@ def test_bad_features_are_one_line_errors():
         kid(np.zeros((5, 2)), np.zeros((5, 3)))
     with pytest.raises(EAEError, match="more than 3 samples"):
         precision_recall(np.zeros((3, 2)), np.zeros((10, 2)))
+
+
+def test_precision_recall_in_float32_blocks_equals_float64_in_one_block(monkeypatch):
+    import torch
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    from eae.evaluation import metrics
+
+    rng = np.random.default_rng(3)
+    low = rng.standard_normal((64, 4))  # features near a 4-d manifold
+    generated = np.abs(rng.standard_normal((300, 4)) @ low.T) + 0.05 * rng.standard_normal((300, 64))
+    real = np.abs(1.2 * rng.standard_normal((300, 4)) @ low.T) + 0.05 * rng.standard_normal((300, 64))
+    reference = prc_features_to_metric(
+        torch.from_numpy(generated), torch.from_numpy(real), prc_neighborhood=3, prc_batch_size=10_000, verbose=False
+    )
+    monkeypatch.setattr(metrics, "PR_BLOCK", 70)  # several blocks, one of them partial
+    got = precision_recall(generated, real)
+    assert 0.2 < got["precision"] < 1 and 0.2 < got["recall"] < 1
+    assert got == {"precision": reference["precision"], "recall": reference["recall"]}
