@@ -66,13 +66,14 @@ class Scores:
     def add(self, column: str, image_batches, total: int) -> None:
         with tqdm(total=total, desc=f"evaluate {column}", unit="img", mininterval=2) as bar:
             feats = features_of(self.extractor.features, quantised(image_batches), progress=bar)
+        n = min(len(feats), len(self.real_features))  # equal sizes: k-NN radii of both manifolds on the same footing
+        log.info("%s: Fréchet distance, KID and precision/recall (k-NN over %d x %d features)", column, n, n)
         stats = feature_statistics(feats)
         check_same_dims(stats, self.real, column, TEST_STATS)
         m = self.metrics
         m["fd"][column] = frechet_distance(*stats, *self.real)
         k = kid(feats, self.real_features, seed=self.seed)
         m["kid"][column], m["kid_std"][column] = k["mean"], k["std"]
-        n = min(len(feats), len(self.real_features))  # equal sizes: k-NN radii of both manifolds on the same footing
         m["precision"][column], m["recall"][column] = precision_recall(feats[:n], self.real_features[:n]).values()
         if self.extractor.classify is not None:
             coverage = class_coverage(self.extractor.classify(feats), self.extractor.n_classes)

@@ -8,6 +8,8 @@ stage: a small VAE trained on codes drawn from the first stage's posteriors (Dai
 
 from __future__ import annotations
 
+import time
+
 import torch
 from tqdm import tqdm
 
@@ -63,6 +65,14 @@ def main() -> None:
         latents.var(0).mean(),
     )
     d = p.density
+    start = time.perf_counter()
+    log.info(
+        "fitting GMMs (%s, up to %d components, up to %d EM iterations each) to %d codes",
+        d.gmm_selection,
+        d.gmm_components,
+        d.gmm_max_iter,
+        len(latents),
+    )
     if d.gmm_selection == "fixed":
         if d.gmm_components > len(latents):
             raise ConfigError(
@@ -80,6 +90,7 @@ def main() -> None:
             choice["chosen"],
             ", ".join(f"{k}: {v:.4g}" for k, v in choice["scores"].items()),
         )
+    log.info("GMM fitted in %.1f s", time.perf_counter() - start)
     densities = {"isotropic": fit_isotropic(latents.shape[1]), "mvg": fit_mvg(latents, reg=d.reg_covar), "gmm": gmm}
     extra = second_stage(p, model) if model.name == "two_stage_vae" else None
     save_densities(DENSITY, densities, extra)
