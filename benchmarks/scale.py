@@ -240,7 +240,12 @@ def run_size(n: int, root: Path, ws: Path, settings: dict, env: dict) -> dict[st
         "steps_per_epoch": steps_per_epoch,
     }
     del out["train"]
-    stage("fit_density", "fit_density")
+    m = stage("fit_density", "fit_density")
+    text = (ws / "logs" / "fit_density.log").read_text()  # the stage's log lines (eae.sampling.density)
+    iterations = [int(k) for k in re.findall(r"(\d+) EM iterations", text)]
+    fitted = re.findall(r"GMM fitted in ([\d.]+) s", text)
+    if iterations and fitted:
+        m.update({"em_iterations": sum(iterations), "gmm_seconds": float(fitted[-1])})
     for k in settings["eval_samples"]:
         set_params(ws, "eval", n_samples=k)
         stage(f"evaluate (n_samples {k:,})", "evaluate")
@@ -316,6 +321,15 @@ def growth(results: dict[int, dict[str, dict]], cfg: dict) -> dict[str, dict]:
         # Wall time moves with the machine's load; CPU time much less: both must grow faster than N^1.15.
         if a is not None and a > SUPERLINEAR and (a_cpu is None or a_cpu > SUPERLINEAR):
             flags.append(f"time super-linear (N^{a:.2f})")
+            em = [results[n][label].get("em_iterations") for n in sizes]
+            if None not in em:  # fit_density: the GMM's time is EM iterations x (linear in N per iteration)
+                per = exponent(sizes, [results[n][label]["gmm_seconds"] / k for n, k in zip(sizes, em)])
+                if per is not None and per <= SUPERLINEAR:
+                    flags.pop()
+                    notes.append(
+                        f"time N^{a:.2f} from the GMM's EM iteration count ({' -> '.join(map(str, em))}; at most "
+                        f"density.gmm_max_iter per fit), per iteration N^{per:.2f}: linear"
+                    )
         for lo, hi in zip(sizes, sizes[1:]):
             model = (expected_bytes(label, hi, cfg) - expected_bytes(label, lo, cfg)) / 2**20
             extra = results[hi][label]["peak_mb"] - results[lo][label]["peak_mb"] - model

@@ -332,6 +332,7 @@ def scale_context(scale: dict | None) -> dict | None:
                 "sizes": d["sizes"],
                 "exponent": d.get("time_exponent"),
                 "flags": d.get("flags") or [],
+                "notes": d.get("notes") or [],
             }
         )
     if not stages:

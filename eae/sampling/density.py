@@ -13,6 +13,7 @@ plus a JSON config. Everything lives in one .npz (no pickle):
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from eae.sampling import ALL_SAMPLERS, SAMPLERS, TWO_STAGE
 
 __all__ = ["ALL_SAMPLERS", "SAMPLERS", "TWO_STAGE"]  # the names, for this module's readers
 _SECOND = "second_stage."
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,9 +63,17 @@ def _gaussian_mixture(latents: np.ndarray, n_components: int, seed: int, reg: fl
 
     if len(latents) < n_components:
         raise EAEError(f"cannot fit a {n_components}-component GMM to {len(latents)} latents")
-    return GaussianMixture(
-        n_components, covariance_type="full", reg_covar=reg, max_iter=max_iter, random_state=seed
-    ).fit(np.asarray(latents, np.float64))
+    gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=reg, max_iter=max_iter, random_state=seed)
+    gmm.fit(np.asarray(latents, np.float64))
+    # The fit's time is (EM iterations) x (linear in the latents): the iteration count depends on the data.
+    log.info(
+        "GMM with %d component(s) on %d latents: %d EM iterations%s",
+        n_components,
+        len(latents),
+        gmm.n_iter_,
+        "" if gmm.converged_ else f" (not converged: max_iter {max_iter})",
+    )
+    return gmm
 
 
 def fit_gmm(

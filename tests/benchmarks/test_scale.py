@@ -81,3 +81,16 @@ def test_measure_reads_the_stage_peak_and_its_workers(tmp_path):
     (tmp_path / "fail.py").write_text("raise SystemExit(3)")
     with pytest.raises(RuntimeError, match="exit code 3"):
         scale.measure([sys.executable, "fail.py"], tmp_path, None, tmp_path / "log")
+
+
+def test_fit_density_super_linear_only_through_em_iterations_is_a_note():
+    def fit(em, gmm_seconds):
+        return {
+            n: {"fit_density": {"seconds": s, "cpu_seconds": s, "peak_mb": 800, "em_iterations": k, "gmm_seconds": g}}
+            for n, s, k, g in zip([2000, 20000], [6.8, 146.3], em, gmm_seconds)
+        }
+
+    iterations = scale.growth(fit([11, 81], [3.5, 131.0]), CFG)["fit_density"]
+    assert iterations["flags"] == [] and "EM iteration count (11 -> 81" in iterations["notes"][0]
+    per_iteration = scale.growth(fit([11, 11], [3.5, 131.0]), CFG)["fit_density"]  # each iteration N^1.6
+    assert per_iteration["flags"] == ["time super-linear (N^1.33)"] and per_iteration["notes"] == []

@@ -333,6 +333,7 @@ def test_report_shows_the_scale_study_with_its_log_log_plot():
                 "peak_mb": peaks,
                 "time_exponent": exponent,
                 "flags": list(flags),
+                "notes": ["memory grows while a batch fills up"] if name.startswith("train") else [],
                 "per_size": {"2000": {"load_1min": [3.5, 3.0]}, "20000": {"load_1min": [7.25, 6.0]}},
             },
         }
@@ -347,17 +348,18 @@ def test_report_shows_the_scale_study_with_its_log_log_plot():
         "rows": [
             stage("prepare (workers 0)", [4.0, 31.5], [77, 201], 0.9),
             stage("fit_density", [10.0, 400.0], [700, 2900], 1.6, ["time super-linear (N^1.60)"]),
+            stage("train epoch (projected)", [9.0, 95.0], [1200, 1700], 0.99),
         ],
     }
     bench = {"generated_at": "2026-01-01 00:00 UTC", "wall_seconds": 400.0, "machine": {}, "benchmarks": [scale]}
     context = report_context(**synthetic_inputs(bench=bench))
     sc = context["bench"]["scale"]
     assert sc["sizes"] == [2000, 20000] and sc["max_load"] == 7.25
-    assert [s["name"] for s in sc["stages"]] == ["prepare (workers 0)", "fit_density"]
+    assert [s["name"] for s in sc["stages"]] == ["prepare (workers 0)", "fit_density", "train epoch (projected)"]
     html = render_report(context)
     assert "How each stage grows with the data" in html and "N = 20,000" in html
     assert "31.5 / 201" in html and "0.90" in html and "time super-linear (N^1.60)" in html
-    assert "load average up to 7.2" in html and sc["plot"] in html
+    assert "load average up to 7.2" in html and sc["plot"] in html and "while a batch fills up" in html
 
 
 def test_scale_growth_plot_draws_a_line_per_stage_and_its_slope_one_guide():
