@@ -75,6 +75,25 @@ class TrainParams(StrictModel):
     batch_size: int = Field(100, ge=2)
     lr: float = Field(1e-3, gt=0)
     lr_decay: float = Field(1.0, gt=0, le=1, description="ExponentialLR gamma per epoch; 1 = no decay")
+    lr_schedule: Literal["exponential", "plateau"] = Field(
+        "exponential",
+        description="exponential: lr x lr_decay every epoch; plateau: lr x lr_plateau_factor after "
+        "lr_plateau_patience epochs without a better validation reconstruction (the RAE protocol; needs val_fraction)",
+    )
+    lr_plateau_factor: float = Field(0.5, gt=0, lt=1)
+    lr_plateau_patience: int = Field(5, ge=0)
+    val_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="share of the training images held out (seeded by "
+        "data.split_seed) to score the validation reconstruction each epoch; 0 = none",
+    )
+    select: Literal["last", "best_val"] = Field(
+        "last",
+        description="which weights the checkpoint keeps: the last epoch's, or those of the epoch with the "
+        "best validation reconstruction (the RAE protocol; needs val_fraction)",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint_every: int = Field(1, ge=0, description="epochs between resume states; 0 = never")
     sample_every: int = Field(10, ge=0, description="epochs between sample grids logged with dvclive; 0 = never")
@@ -205,6 +224,16 @@ class Params(BaseSettings):
                 f"train.batch_size ({t.batch_size}) must be a multiple of the number of training "
                 f"processes, train.nproc_per_node x train.nnodes ({t.nproc_per_node * t.nnodes})"
             )
+        needs_val = [
+            k
+            for k, on in (
+                ("train.select: best_val", t.select == "best_val"),
+                ("train.lr_schedule: plateau", t.lr_schedule == "plateau"),
+            )
+            if on
+        ]
+        if needs_val and t.val_fraction == 0:
+            raise ValueError(f"{' and '.join(needs_val)} need a validation split: set train.val_fraction > 0")
         if t.node_rank >= t.nnodes:
             raise ValueError(f"train.node_rank ({t.node_rank}) must be smaller than train.nnodes ({t.nnodes})")
         if t.nnodes > 1 and not t.rdzv_endpoint:

@@ -67,7 +67,7 @@ def model_from_checkpoint(ckpt: dict) -> Objective:
         ckpt["objective"]["name"], ArchConfig.from_dict(ckpt["arch"]), ckpt["objective"].get("weights")
     )
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(type(model).upgrade_state(ckpt["state_dict"]))
     except RuntimeError as exc:
         raise EAEError(
             f"checkpoint weights do not fit objective {ckpt['objective']['name']!r}: {str(exc).splitlines()[0]}"
