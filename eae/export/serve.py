@@ -212,8 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     except EAEError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import uvicorn
-
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        print(f"error: eae-serve needs {exc.name}: pip install 'eae[serve]'", file=sys.stderr)
+        return 2
     os.environ[SETTINGS_VAR] = json.dumps(asdict(settings))
     uvicorn.run(
         "eae.export.serve:app_from_env",
