@@ -6,14 +6,17 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import yaml
 
 from eae.export.runtime import Generator
+from tests.helpers.processes import free_port, stop
 from tests.helpers.repos import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -112,3 +115,37 @@ def test_runtime_only_install_samples_without_torch(tiny_generator, tmp_path):
     serve = run(str(venv / "bin" / "eae-serve"), str(model))
     assert serve.returncode == 2 and serve.stderr.strip() == "error: eae-serve needs fastapi: pip install 'eae[serve]'"
     assert list(Path(venv).glob("lib/python3*/site-packages/eae/py.typed"))
+
+    # The Docker runtime image's install line (Dockerfile, stage runtime): the serve extra at the lock's versions.
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text((ROOT / "requirements.lock").read_text().replace("onnxruntime-gpu==", "onnxruntime=="))
+    pip = run(
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--constraint",
+        str(constraints),
+        f"{src}[serve]",
+    )
+    assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-2000:]
+    assert run(str(venv / "bin" / "python"), "-c", "import torch").returncode != 0
+    port = free_port()
+    server = subprocess.Popen(
+        [str(venv / "bin" / "eae-serve"), str(model), "--port", str(port), "--workers", "1", "--log-level", "warning"],
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/samples.png", params={"n": 16}, timeout=10)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "eae-serve did not start"
+                time.sleep(0.2)
+        assert r.status_code == 200 and r.content == (tmp_path / "x.png").read_bytes()
+    finally:
+        stop(server)
