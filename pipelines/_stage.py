@@ -21,6 +21,7 @@ GENERATOR_ONNX = "models/generator.onnx"
 DECODER_ONNX = "models/decoder.onnx"
 GENERATOR_Z_ONNX = "models/generator_z.onnx"  # the generator in torch-fidelity's contract (one z input)
 MODEL_README = "models/README.md"  # the model card for people (Hugging Face format)
+TEST_VECTORS = "models/test_vectors.json"  # fixed inputs and expected images for ports (eae.export.vectors)
 FEATURES = "models/features"  # feature extractor state + the test split's feature statistics
 CLASSIFIER = "models/features/classifier.pt"
 TEST_STATS = "models/features/test_stats.npz"  # pytorch-fid --save-stats format
