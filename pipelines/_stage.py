@@ -29,6 +29,7 @@ TEST_FEATURES = "models/features/test_features.npy"  # float32 [n_test, D] (KID,
 FEATURE_METRICS = "reports/feature_extractor.json"
 TRAIN_METRICS = "reports/train_metrics.json"
 FID = "reports/fid.json"
+SCORES = "reports/scores.json"  # the same scores, one row per sampler: the per-sampler chart (a DVC plot)
 TABLE1 = (
     "reports/table1.json"  # written by pipelines.orchestration.table1 (make table1), read by the report when present
 )
