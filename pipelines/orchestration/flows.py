@@ -125,10 +125,13 @@ def promote(repo: str, metric: str) -> dict:
 def register(repo: str, decision: dict) -> dict:
     """A promoted generator becomes a GTO version in stage prod (git tags; dvc.yaml's artifacts). The outcome
     goes into the decision and reports/promotion.json."""
-    outcome = registry.register_promoted(
-        repo, f"eae-retrain: promoted generator {decision['candidate']['sha256'][:12]}"
-    )
     logger = get_run_logger()
+    try:
+        outcome = registry.register_promoted(
+            repo, f"eae-retrain: promoted generator {decision['candidate']['sha256'][:12]}"
+        )
+    except EAEError as exc:  # the promotion stands; the record and the UI say why the registry has no version
+        outcome = {"registered": False, "reason": str(exc)}
     if outcome["registered"]:
         versions = ", ".join(f"{name} {a['version']}" for name, a in outcome["artifacts"].items())
         logger.info("registered %s in stage %s at commit %s", versions, registry.STAGE, outcome["commit"][:12])

@@ -8,12 +8,11 @@ import subprocess
 import pytest
 import yaml
 
+from eae.errors import EAEError
 from eae.export.runtime import Generator
 from pipelines.orchestration.promote import promote_if_better
 from pipelines.orchestration.registry import ARTIFACTS, git_tracked_results, prod_version, register_promoted
-from tests.helpers.repos import clone, repo_env, reproduced_tiny_repo, sh
-
-pytestmark = pytest.mark.slow
+from tests.helpers.repos import ROOT, clone, repo_env, reproduced_tiny_repo, sh
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +33,7 @@ def tags(repo) -> set[str]:
     return set(sh(["git", "tag", "--list"], repo).split())
 
 
+@pytest.mark.slow
 def test_promotion_registers_a_prod_version_at_a_commit_that_pins_it(registered):
     repo, outcome = registered
     assert outcome["registered"] and outcome["committed"]
@@ -47,6 +47,7 @@ def test_promotion_registers_a_prod_version_at_a_commit_that_pins_it(registered)
     assert prod_version(repo) == {"rev": outcome["commit"], "path": "models/generator.onnx"}
 
 
+@pytest.mark.slow
 def test_registering_again_reuses_the_version(registered):
     repo, outcome = registered
     before = tags(repo)
@@ -55,6 +56,7 @@ def test_registering_again_reuses_the_version(registered):
     assert again["artifacts"] == outcome["artifacts"] and tags(repo) == before
 
 
+@pytest.mark.slow
 def test_dvc_yaml_declares_the_artifacts(registered):
     repo, _ = registered
     declared = yaml.safe_load((repo / "dvc.yaml").read_text())["artifacts"]
@@ -77,6 +79,7 @@ def artifacts_get(source, name: str, out) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_artifacts_get_from_a_clone_and_from_the_local_remote(registered, tmp_path):
     repo, _ = registered
     # from the repository itself (its DVC cache)
@@ -96,3 +99,28 @@ def test_artifacts_get_from_a_clone_and_from_the_local_remote(registered, tmp_pa
     images = Generator(fetched / "generator.onnx").sample(4, seed=0)  # the card beside it verifies the model
     assert images.shape[0] == 4
     shutil.rmtree(second)
+
+
+def test_git_tracked_results_are_the_uncached_outputs():
+    assert {"reports/fid.json", "reports/scores.json", "reports/feature_extractor.json"} <= set(
+        git_tracked_results(ROOT)
+    )
+    assert "models/generator.onnx" not in git_tracked_results(ROOT)
+
+
+def test_outside_git_nothing_is_registered(tmp_path):
+    outcome = register_promoted(tmp_path)
+    assert outcome == {"registered": False, "reason": f"{tmp_path.resolve()} is not a git repository: no registry"}
+
+
+def test_a_generator_dvc_lock_does_not_pin_is_refused(tmp_path):
+    sh(["git", "init", "-q"], tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/generator.onnx").write_bytes(b"edited after the run")
+    lock = {"stages": {"export": {"outs": [{"path": "models/generator.onnx", "md5": "0" * 32}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    with pytest.raises(EAEError, match="is not the file dvc.lock pins"):
+        register_promoted(tmp_path)
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"stages": {}}))
+    with pytest.raises(EAEError, match="is not in dvc.lock"):
+        register_promoted(tmp_path)
