@@ -171,6 +171,9 @@ def main() -> None:
         "rss_mb_start": round(rss_start / 2**20, 1),
         "rss_mb_end": round(rss_end / 2**20, 1),
         "rss_mb_max": round(max(memory) / 2**20, 1),
+        "rss_mb_by_tenth": [  # the median of each tenth of the run: a leak climbs, warm-up flattens
+            round(statistics.median(part) / 2**20, 1) for part in np.array_split(np.array(memory, float), 10)
+        ],
         "model": str(model.name) if args.models else "digits fixture (random weights)",
         "requests_mix": "GET /samples.png and POST /samples npy, alternating",
     }
