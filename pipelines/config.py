@@ -141,6 +141,9 @@ class ExportParams(StrictModel):
     sampler: Literal[ALL_SAMPLERS] = "gmm"  # type: ignore[valid-type]
     opset: int = Field(18, ge=13)
     tolerance: float = Field(1e-4, gt=0)
+    # draws in models/test_vectors.json (inputs + expected images for ports); a JSON file that a browser
+    # page loads whole: 256 CelebA-size draws are 4 MB of base64 images
+    test_vectors: int = Field(8, ge=1, le=256)
 
 
 class ClassifierParams(StrictModel):
