@@ -130,6 +130,9 @@ class FlowParams(StrictModel):
     """The learned prior (beyond the paper): a RealNVP flow fitted to the codes (eae.sampling.flow)."""
 
     enabled: bool = Field(False, description="fit the flow in fit_density and score it as sampler 'flow'")
+    base: Literal["gmm", "normal"] = Field(
+        "gmm", description="gmm: a mixture fitted like the gmm sampler (its kind and K) | normal: N(0, I)"
+    )
     layers: int = Field(6, ge=1, le=64, description="affine coupling layers")
     hidden: int = Field(64, ge=1, le=4096, description="units per hidden layer of each coupling's conditioner")
     depth: int = Field(2, ge=1, le=8, description="hidden layers per conditioner")

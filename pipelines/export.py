@@ -19,7 +19,7 @@ from eae.export.card import card_path, make_card
 from eae.export.onnx import export_onnx, export_z_onnx, image_metadata
 from eae.export.readme import render_model_card
 from eae.io import atomic_files, read_json, write_json
-from eae.sampling.density import FLOW, Mixture, load_samplers, load_temperature
+from eae.sampling.density import FLOW, FlowDensity, Mixture, load_samplers, load_temperature
 from eae.sampling.generator import Generator
 from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
 from pipelines._stage import (
@@ -35,7 +35,7 @@ from pipelines._stage import (
 )
 from pipelines.config import load_params
 
-U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component"
+U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component (for the flow: of its base)"
 U_UNUSED = "u float32 [N] is accepted and not used (the {} sampler has no components)"
 
 
@@ -64,8 +64,14 @@ def main() -> None:
             f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         ) from None
     k = generator.noise_dim
-    n_components = len(density.weights) if isinstance(density, Mixture) else 0
-    u_meaning = U_USED if isinstance(density, Mixture) else U_UNUSED.format(p.export.sampler)
+    n_components = (
+        len(density.weights)
+        if isinstance(density, Mixture)
+        else density.components
+        if isinstance(density, FlowDensity)
+        else 0
+    )
+    u_meaning = U_USED if n_components else U_UNUSED.format(p.export.sampler)
     objective = ckpt["objective"]
     metadata = {
         "latent_dim": d,

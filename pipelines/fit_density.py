@@ -79,10 +79,17 @@ def gmm(p: Params, latents) -> Mixture:
     return mixture
 
 
-def flow_prior(p: Params, latents, device: torch.device) -> FlowDensity:
-    f = p.density.flow
+def flow_prior(p: Params, latents, device: torch.device, components: int) -> FlowDensity:
+    """The learned prior; with ``density.flow.base`` gmm its base is a ``components``-component mixture
+    fitted with the gmm sampler's options to the standardised codes it fits."""
+    f, d = p.density.flow, p.density
     if len(latents) < 2:
         raise ConfigError(f"density.flow.enabled: the flow needs at least 2 training codes, got {len(latents)}")
+
+    def base(codes):
+        options = {"kind": d.gmm_kind, "n_init": d.gmm_n_init, "weight_prior": d.gmm_weight_prior}
+        return fit_gmm(codes, min(components, len(codes)), p.seed, d.reg_covar, d.gmm_max_iter, **options)
+
     with tqdm(total=f.max_epochs, desc="flow prior", unit="epoch", mininterval=2) as bar:
         flow, record = fit_flow(
             latents,
@@ -96,12 +103,16 @@ def flow_prior(p: Params, latents, device: torch.device) -> FlowDensity:
             patience=f.patience,
             heldout_fraction=f.heldout_fraction,
             seed=p.seed,
+            base=base if f.base == "gmm" else None,
             device=device,
             progress=bar,
         )
     fit = record.summary()
     log.info(
-        "flow prior: best held-out log-likelihood %.4f nats/code at epoch %d of %d%s (%d codes fitted, %d held out)",
+        "flow prior (%s base): held-out log-likelihood %.4f nats/code at the start, best %.4f at epoch %d of %d%s "
+        "(%d codes fitted, %d held out)",
+        f"{components}-component gmm" if f.base == "gmm" else "N(0, I)",
+        fit["heldout_start"],
         fit["heldout_log_lik"],
         fit["best_epoch"],
         fit["epochs_run"],
@@ -134,7 +145,7 @@ def main() -> None:
     flow = None
     if d.flow.enabled:
         t0 = time.perf_counter()
-        flow = flow_prior(p, latents, device)
+        flow = flow_prior(p, latents, device, len(densities["gmm"].weights))
         seconds["flow"] = time.perf_counter() - t0
     extra = second_stage(p, model, images) if model.name == "two_stage_vae" else None
     save_densities(DENSITY, densities, extra, flow=flow, temperature=d.temperature)

@@ -237,6 +237,11 @@ class FlowDensity(NetworkDensity):
         """The dimension of the codes it samples."""
         return self._config_dim(self.config.get("model"))
 
+    @property
+    def components(self) -> int:
+        """Components of its base mixture (0: the N(0, I) base)."""
+        return int((self.config.get("model") or {}).get("components", 0))
+
 
 NETWORKS: dict[str, tuple[str, type[NetworkDensity]]] = {TWO_STAGE: (_SECOND, SecondStage), FLOW: (_FLOW, FlowDensity)}
 

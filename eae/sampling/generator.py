@@ -1,8 +1,9 @@
 """The generator: a sampler + the decoder in one torch module (its ONNX export: ``eae.export.onnx``).
 
 Samplers map explicit randomness ``(noise [N, k], u [N])`` to codes [N, d]: ``MixtureSampler``
-(isotropic, MVG, GMM) uses both; ``FlowSampler`` (the learned prior) and ``SecondStageSampler`` (the
-two-stage VAE) map ``noise`` through their network and ignore ``u``. ``ZGenerator`` wraps a generator in
+(isotropic, MVG, GMM) uses both; ``FlowSampler`` (the learned prior) maps a draw of its base (a
+mixture: both inputs; N(0, I): ``noise`` alone) through its network; ``SecondStageSampler`` (the
+two-stage VAE) maps ``noise`` through its decoder and ignores ``u``. ``ZGenerator`` wraps a generator in
 the contract torch-fidelity expects from a generative model (one standard normal input, uint8 RGB output).
 
 Sampling temperature tau (beyond the paper; ``density.temperature``): every sampler uses tau * noise
@@ -89,9 +90,10 @@ class SecondStageSampler(nn.Module):
 
 
 class FlowSampler(nn.Module):
-    """Codes from the learned prior (beyond the paper): z = f^-1(tau * noise), f the fitted RealNVP flow
-    (``eae.sampling.flow``), noise [N, d] ~ N(0, I); feed-forward through its coupling layers. ``u`` is
-    accepted for the common (noise, u) contract and not used."""
+    """Codes from the learned prior (beyond the paper): z = f^-1(y), f the fitted RealNVP flow
+    (``eae.sampling.flow``), feed-forward through its coupling layers, with y drawn from its base: a
+    ``MixtureSampler`` of its base mixture (``u`` picks the component; temperature: covariances x tau^2),
+    or y = tau * noise for the N(0, I) base (``u`` accepted for the common contract and not used)."""
 
     def __init__(self, flow: FlowDensity, temperature: float = 1.0):
         super().__init__()
@@ -100,6 +102,8 @@ class FlowSampler(nn.Module):
         self.flow = RealNVP(**flow.config["model"])
         self.flow.load_state_dict(_state_dict(flow))
         self.flow.eval()
+        base = self.flow.base_mixture()
+        self.base = MixtureSampler(base, temperature) if base is not None else None
         self.temperature = check_temperature(temperature, "FlowSampler")
 
     @property
@@ -107,7 +111,8 @@ class FlowSampler(nn.Module):
         return self.flow.config["dim"]
 
     def forward(self, noise: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return self.flow(_tempered(noise, self.temperature))
+        y = self.base(noise, u) if self.base is not None else _tempered(noise, self.temperature)
+        return self.flow(y)
 
 
 def make_sampler(density: Mixture | NetworkDensity, temperature: float = 1.0) -> nn.Module:

@@ -59,13 +59,14 @@ def test_flow_and_temperature_reach_evaluate_and_the_exported_generator(workspac
     tau = 0.8
     set_params(workspace, density={"temperature": tau, "flow": FAST_FLOW}, export={"sampler": "flow"})
     log = run_ok("pipelines.fit_density", workspace)
-    assert "flow prior: best held-out log-likelihood" in log and "flow " in log.split("fit in")[-1]
+    assert "flow prior (3-component gmm base): held-out log-likelihood" in log and "flow " in log.split("fit in")[-1]
     path = workspace / "models/density.npz"
     samplers = load_samplers(path)
     assert list(samplers) == ["isotropic", "mvg", "gmm", "flow"] and isinstance(samplers["flow"], FlowDensity)
     assert load_temperature(path) == tau
     fit = samplers["flow"].config["fit"]
     assert 1 <= fit["epochs_run"] <= FAST_FLOW["max_epochs"] and fit["n_heldout"] > 0
+    assert fit["heldout_log_lik"] >= fit["heldout_start"] and samplers["flow"].components == 3
 
     run_ok("pipelines.feature_stats", workspace)
     run_ok("pipelines.evaluate", workspace)
@@ -75,11 +76,11 @@ def test_flow_and_temperature_reach_evaluate_and_the_exported_generator(workspac
 
     run_ok("pipelines.export", workspace)
     card = json.loads((workspace / "models/generator.json").read_text())
-    assert (card["sampler"], card["temperature"], card["n_components"]) == ("flow", tau, 0)
+    assert (card["sampler"], card["temperature"], card["n_components"]) == ("flow", tau, 3)  # its base's components
     assert card["evaluation"]["metrics"]["fd"]["flow"] == results.value("fd", "flow")
     meta = {p.key: p.value for p in onnx.load(str(workspace / "models/generator.onnx")).metadata_props}
     assert meta["temperature"] == str(tau) and json.loads(meta["flow"])["model"] == samplers["flow"].config["model"]
-    assert "not used" in meta["inputs"]
+    assert "picks the mixture component" in meta["inputs"]
 
     # the images the runtime draws are those evaluate scored: same inputs, same tempered flow, same decoder
     onnx_images = OnnxGenerator(workspace / "models/generator.onnx").generate(*draw_inputs(50, 4, seed=0))
@@ -88,6 +89,16 @@ def test_flow_and_temperature_reach_evaluate_and_the_exported_generator(workspac
     with torch.no_grad():
         torch_images = next(generated_batches(torch_gen, 50, 50, seed=0)).numpy()
     np.testing.assert_allclose(onnx_images, torch_images, atol=1e-4)
+
+
+def test_flow_with_the_normal_base(workspace):
+    set_params(workspace, density={"flow": {**FAST_FLOW, "base": "normal"}}, export={"sampler": "flow"})
+    assert "flow prior (N(0, I) base)" in run_ok("pipelines.fit_density", workspace)
+    assert load_samplers(workspace / "models/density.npz")["flow"].components == 0
+    run_ok("pipelines.export", workspace)
+    card = json.loads((workspace / "models/generator.json").read_text())
+    assert (card["sampler"], card["n_components"], card["temperature"]) == ("flow", 0, 1.0)
+    assert "not used" in card["inputs"][1]["meaning"]
 
 
 def test_export_of_a_missing_flow_is_refused(workspace):

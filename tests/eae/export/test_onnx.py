@@ -157,7 +157,7 @@ def test_torch_fidelity_loads_and_samples_generator_z(exported_z):
     np.testing.assert_array_equal(pixels[:16].numpy().astype(np.uint8), direct)
 
 
-@pytest.mark.parametrize("sampler, tau", [("flow", 1.0), ("flow", 0.7), ("gmm", 0.5)])
+@pytest.mark.parametrize("sampler, tau", [("flow", 1.0), ("flow", 0.7), ("flow_gmm_base", 0.8), ("gmm", 0.5)])
 def test_flow_and_tempered_generators_export_within_the_tolerance(tmp_path, sampler, tau):
     """The flow sampler (and a temperature, folded into the graph) exports with the same inputs
     (noise [N, d], u [N]) and onnxruntime matches torch within the export tolerance."""
@@ -171,10 +171,14 @@ def test_flow_and_tempered_generators_export_within_the_tolerance(tmp_path, samp
     model = build_objective("eae", CFG, {"entropy_weight": 0.1})
     model(torch.rand(16, 1, 8, 8))
     model.eval()
-    if sampler == "flow":
-        density = flow_density(randomised(RealNVP(3, layers=4, hidden=16)).eval())
+    mixture = fit_gmm(np.random.default_rng(0).standard_normal((300, 3)) * [1, 2, 3], 4, seed=0)
+    if sampler == "gmm":
+        density = mixture
     else:
-        density = fit_gmm(np.random.default_rng(0).standard_normal((300, 3)) * [1, 2, 3], 4, seed=0)
+        flow = randomised(RealNVP(3, layers=4, hidden=16, components=4 if sampler == "flow_gmm_base" else 0))
+        if sampler == "flow_gmm_base":
+            flow.set_base(mixture)
+        density = flow_density(flow.eval())
     gen = Generator(density, model.decoder, temperature=tau).eval()
     path = tmp_path / "generator.onnx"
     diff = export_onnx(gen, (torch.randn(2, 3), torch.rand(2)), ["noise", "u"], path, {"sampler": sampler})

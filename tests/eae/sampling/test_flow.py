@@ -1,11 +1,12 @@
-"""The learned prior: a RealNVP flow's exact log-density, its inverse, its fit with early stopping."""
+"""The learned prior: a RealNVP flow's exact log-density (N(0, I) or mixture base), its inverse, its fit with
+early stopping."""
 
 import numpy as np
 import pytest
 import torch
 from scipy.stats import norm
 
-from eae.sampling.density import fit_mvg, mixture_log_prob, split_heldout
+from eae.sampling.density import fit_gmm, fit_mvg, mixture_log_prob, split_heldout
 from eae.sampling.flow import RealNVP, coupling_masks, fit_flow
 from tests.helpers.flow import banana, randomised
 
@@ -99,3 +100,44 @@ def test_bad_inputs_are_refused():
         fit_flow(np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 1.0]]), max_epochs=1)
     with pytest.raises(ValueError, match=r"\[N, d\]"):
         fit_flow(np.zeros(5), max_epochs=1)
+
+
+def two_blobs(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.standard_normal((n // 2, 2)) * 0.3 + c for c in ([-3.0, 1.0], [3.0, -1.0])])
+
+
+def test_identity_layers_over_a_mixture_base_give_that_mixture_at_the_codes_scale():
+    """log p(x) = log mixture((x - loc) / scale) - sum log scale while the couplings are the identity."""
+    base = fit_gmm(two_blobs(400, 0), 2, seed=0)
+    flow = RealNVP(2, layers=3, components=2).double()
+    flow.set_base(base)
+    with torch.no_grad():
+        flow.loc.copy_(torch.tensor([1.0, -2.0]))
+        flow.scale.copy_(torch.tensor([2.0, 0.5]))
+    x = np.random.default_rng(1).standard_normal((50, 2)) * 3
+    expected = mixture_log_prob(base, (x - [1.0, -2.0]) / [2.0, 0.5]) - np.log([2.0, 0.5]).sum()
+    with torch.no_grad():
+        np.testing.assert_allclose(flow.log_prob(torch.from_numpy(x)).numpy(), expected, rtol=1e-10)
+    np.testing.assert_allclose(flow.base_mixture().covariances, base.covariances, rtol=1e-12)
+
+
+def test_a_mixture_base_starts_from_the_mixture_and_only_keeps_couplings_that_help():
+    x = two_blobs(1000, 2)
+    fit_rows, held_rows = split_heldout(len(x), 0.2, 0)
+    mixtures = []
+
+    def base(y):
+        mixtures.append(fit_gmm(y, 2, seed=0))
+        return mixtures[-1]
+
+    flow, record = fit_flow(x, base=base, max_epochs=30, patience=10, seed=0)
+    assert flow.config["components"] == 2 and len(mixtures) == 1
+    fitted = x[fit_rows]
+    standardised = (x[held_rows] - fitted.mean(0)) / fitted.std(0)
+    start = mixture_log_prob(mixtures[0], standardised).mean() - np.log(fitted.std(0)).sum()
+    assert record.heldout_log_lik[0] == pytest.approx(start, abs=1e-4)  # epoch 0: the mixture itself
+    assert record.best_heldout_log_lik >= record.heldout_log_lik[0]
+    with torch.no_grad():
+        held = flow.log_prob(torch.from_numpy(x[held_rows]).float()).double().mean().item()
+    assert held == pytest.approx(record.best_heldout_log_lik, abs=1e-5)

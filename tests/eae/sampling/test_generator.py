@@ -157,6 +157,22 @@ def test_flow_sampler_maps_tempered_noise_through_the_inverse_flow():
     assert FlowSampler(density).noise_dim == 3
 
 
+def test_flow_sampler_with_a_mixture_base_draws_the_base_then_the_flow():
+    from eae.sampling.flow import RealNVP
+    from tests.helpers.flow import flow_density, randomised
+
+    mix = fit_gmm(np.random.default_rng(0).standard_normal((300, 3)) * [1, 2, 3], 4, seed=0)
+    flow = randomised(RealNVP(3, layers=3, hidden=8, components=4))
+    flow.set_base(mix)
+    flow.eval()
+    sampler = FlowSampler(flow_density(flow), temperature=0.6)
+    noise, u = (torch.from_numpy(a) for a in draw_inputs(64, 3, seed=2))
+    with torch.no_grad():
+        expected = flow(MixtureSampler(flow.base_mixture(), temperature=0.6)(noise, u))
+        torch.testing.assert_close(sampler(noise, u), expected, rtol=0, atol=1e-6)
+        assert not torch.equal(sampler(noise, u), sampler(noise, torch.rand(64)))  # u picks the base component
+
+
 def test_second_stage_sampler_decodes_tempered_noise():
     from eae.models.objectives.vae import SecondStageVAE
     from eae.sampling.density import SecondStage
