@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from eae.errors import EAEError
 from eae.models.objectives.weights import DEFAULT_ENTROPY_WEIGHT, WEIGHTS, EntropyWeight
-from eae.sampling import ALL_SAMPLERS
+from eae.sampling import ALL_SAMPLERS, FLOW, GMM_KINDS, WEIGHT_PRIORS
 from eae.schema import StrictModel, strict_scalars
 
 PARAMS_FILE = "params.yaml"
@@ -126,6 +126,24 @@ ObjectivesParams = create_model(
 )
 
 
+class FlowParams(StrictModel):
+    """The learned prior (beyond the paper): a RealNVP flow fitted to the codes (eae.sampling.flow)."""
+
+    enabled: bool = Field(False, description="fit the flow in fit_density and score it as sampler 'flow'")
+    base: Literal["gmm", "normal"] = Field(
+        "gmm", description="gmm: a mixture fitted like the gmm sampler (its kind and K) | normal: N(0, I)"
+    )
+    layers: int = Field(6, ge=1, le=64, description="affine coupling layers")
+    hidden: int = Field(64, ge=1, le=4096, description="units per hidden layer of each coupling's conditioner")
+    depth: int = Field(2, ge=1, le=8, description="hidden layers per conditioner")
+    lr: float = Field(1e-3, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(128, ge=1)
+    max_epochs: int = Field(1000, ge=1)
+    patience: int = Field(30, ge=1, description="stop after this many epochs without a better held-out likelihood")
+    heldout_fraction: float = Field(0.2, gt=0, lt=1, description="share of the training codes held out")
+
+
 class DensityParams(StrictModel):
     gmm_components: int = Field(
         10, ge=1, description="components (the paper: 10); with gmm_selection, the largest K tried"
@@ -133,8 +151,19 @@ class DensityParams(StrictModel):
     gmm_selection: Literal["fixed", "bic", "heldout"] = Field(
         "fixed", description="fixed: gmm_components; bic / heldout: choose K in 1..gmm_components"
     )
+    gmm_kind: Literal[GMM_KINDS] = Field(  # type: ignore[valid-type]
+        "full", description="full: maximum likelihood (EM); bayesian: BayesianGaussianMixture, weight prior 1/K"
+    )
+    gmm_weight_prior: Literal[WEIGHT_PRIORS] = Field(  # type: ignore[valid-type]
+        "dirichlet_process", description="gmm_kind bayesian: the weight prior's type (the RAE code: dirichlet_process)"
+    )
+    gmm_n_init: int = Field(1, ge=1, le=100, description="EM initialisations (seeded k-means), the best kept")
     gmm_max_iter: int = Field(200, ge=1)
     reg_covar: float = Field(1e-6, ge=0)
+    temperature: float = Field(
+        1.0, gt=0, le=10, description="beyond the paper: every sampler draws noise ~ N(0, tau^2 I); 1 = off"
+    )
+    flow: FlowParams = Field(default_factory=FlowParams)
 
 
 class ExportParams(StrictModel):
@@ -244,6 +273,13 @@ class Params(BaseSettings):
         if self.export.sampler == "two_stage" and self.model.objective != "two_stage_vae":
             raise ValueError(
                 f"export.sampler two_stage needs model.objective two_stage_vae (got {self.model.objective})"
+            )
+        if self.export.sampler == FLOW and not self.density.flow.enabled:
+            raise ValueError("export.sampler flow needs density.flow.enabled: true (fit_density fits the flow)")
+        if self.density.flow.enabled and self.model.latent_dim < 2:
+            raise ValueError(
+                f"density.flow.enabled needs model.latent_dim >= 2 (got {self.model.latent_dim}): "
+                "a coupling layer transforms some dimensions given the others"
             )
         return self
 

@@ -28,7 +28,7 @@ from eae.evaluation.metrics import KID_SUBSETS, PR_NEIGHBOURHOOD, class_coverage
 from eae.evaluation.results import METRICS, RECONSTRUCTION, Results
 from eae.io import write_json
 from eae.models.inference import reconstruction_batches
-from eae.sampling.density import load_samplers
+from eae.sampling.density import load_samplers, load_temperature
 from eae.sampling.generator import Generator, generated_batches
 from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
 from eae.training.seed import seed_everything
@@ -174,11 +174,15 @@ def main() -> None:
     test = torch.from_numpy(read_split(PREPARED, "test").images)
 
     scores.add(RECONSTRUCTION, reconstruction_batches(model, test, p.eval.batch_size), len(test))
+    temperature = load_temperature(DENSITY)  # the generator export ships (beyond the paper; 1 = none)
     for name, density in load_samplers(DENSITY).items():
-        generator = Generator(density, model.decoder).to(device)
+        generator = Generator(density, model.decoder, temperature).to(device)
         scores.add(name, generated_batches(generator, p.eval.n_samples, p.eval.batch_size, p.seed), p.eval.n_samples)
 
-    results = scores.results(protocol_of(p, extractor, real_features))
+    protocol = protocol_of(p, extractor, real_features)
+    if temperature != 1.0:
+        protocol["sampling_temperature"] = temperature
+    results = scores.results(protocol)
     write_json(FID, results.to_dict())
     write_json(SCORES, results.per_column())
     log.info("wrote %s and %s", FID, SCORES)

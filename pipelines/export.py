@@ -21,7 +21,7 @@ from eae.export.onnx import export_onnx, export_z_onnx, image_metadata
 from eae.export.readme import render_model_card
 from eae.export.vectors import make_test_vectors
 from eae.io import atomic_files, read_json, write_json
-from eae.sampling.density import TWO_STAGE, Mixture, load_samplers
+from eae.sampling.density import FLOW, FlowDensity, Mixture, load_samplers, load_temperature
 from eae.sampling.generator import Generator
 from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
 from pipelines._stage import (
@@ -38,8 +38,8 @@ from pipelines._stage import (
 )
 from pipelines.config import load_params
 
-U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component"
-U_UNUSED = "u float32 [N] is accepted and not used (the second-stage sampler has no components)"
+U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component (for the flow: of its base)"
+U_UNUSED = "u float32 [N] is accepted and not used (the {} sampler has no components)"
 
 
 def main() -> None:
@@ -52,22 +52,29 @@ def main() -> None:
             f"export.sampler {p.export.sampler!r}: {DENSITY} has no such sampler (has {', '.join(samplers)})"
         )
     density = samplers[p.export.sampler]
+    temperature = load_temperature(DENSITY)
     d = model.arch.latent_dim
-    if isinstance(density, Mixture) and density.dim != d:
+    if density.dim != d:
         raise EAEError(
-            f"{DENSITY} ({p.export.sampler}) has {density.dim}-dimensional means but {CHECKPOINT} has "
+            f"{DENSITY} ({p.export.sampler}) samples {density.dim}-dimensional codes but {CHECKPOINT} has "
             f"latent_dim {d}: the density was fitted to another model (rerun fit_density)"
         )
     try:
-        generator = Generator(density, model.decoder)
+        generator = Generator(density, model.decoder, temperature)
     except (KeyError, RuntimeError, ValueError) as exc:
         raise EAEError(
             f"{DENSITY} ({p.export.sampler}) does not fit {CHECKPOINT}: "
             f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         ) from None
     k = generator.noise_dim
-    n_components = len(density.weights) if isinstance(density, Mixture) else 0
-    u_meaning = U_USED if p.export.sampler != TWO_STAGE else U_UNUSED
+    n_components = (
+        len(density.weights)
+        if isinstance(density, Mixture)
+        else density.components
+        if isinstance(density, FlowDensity)
+        else 0
+    )
+    u_meaning = U_USED if n_components else U_UNUSED.format(p.export.sampler)
     objective = ckpt["objective"]
     metadata = {
         "latent_dim": d,
@@ -75,6 +82,7 @@ def main() -> None:
         "image_shape": json.dumps(list(model.arch.image_shape)),
         "sampler": p.export.sampler,
         "n_components": n_components,
+        "temperature": temperature,
         "dataset": ckpt["dataset"],
         "objective": objective["name"],
         "objective_weights": json.dumps(objective["weights"], sort_keys=True),
@@ -85,9 +93,16 @@ def main() -> None:
     }
     if objective["name"] == "eae":
         metadata["entropy_weight"] = objective["weights"]["entropy_weight"]
-    about = f"{objective['name']} generator ({p.export.sampler} sampler + decoder) trained on {ckpt['dataset']}"
+    if p.export.sampler == FLOW:
+        metadata["flow"] = json.dumps(density.config, sort_keys=True)
+    tempered = f" at temperature {temperature:g}" if temperature != 1.0 else ""
+    about = (
+        f"{objective['name']} generator ({p.export.sampler} sampler{tempered} + decoder) trained on {ckpt['dataset']}"
+    )
     decoder_meta = {
-        key: v for key, v in metadata.items() if key not in ("sampler", "n_components", "inputs", "noise_dim")
+        key: v
+        for key, v in metadata.items()
+        if key not in ("sampler", "n_components", "temperature", "flow", "inputs", "noise_dim")
     }
     decoder_meta["inputs"] = "latent float32 [N, latent_dim]"
     # Every output joins this set; it replaces the previous export only when all of it is written.
@@ -123,7 +138,9 @@ def main() -> None:
             diff,
         )
         write_json(vectors, make_test_vectors(generator_onnx, p.export.test_vectors, p.seed))
-        card = write_card(p, ckpt, model, generator_onnx, decoder_onnx, z_onnx, card_file, k, n_components, u_meaning)
+        card = write_card(
+            p, ckpt, model, generator_onnx, decoder_onnx, z_onnx, card_file, k, n_components, u_meaning, temperature
+        )
         readme.write_text(render_model_card(card))
     log.info(
         "wrote %s (sha256 %s, %.1f kB), %s, %s, %s, %s and the model card %s",
@@ -139,7 +156,17 @@ def main() -> None:
 
 
 def write_card(
-    p, ckpt: dict, model, generator_onnx, decoder_onnx, z_onnx, card_file, k: int, n_components: int, u_meaning: str
+    p,
+    ckpt: dict,
+    model,
+    generator_onnx,
+    decoder_onnx,
+    z_onnx,
+    card_file,
+    k: int,
+    n_components: int,
+    u_meaning: str,
+    temperature: float = 1.0,
 ) -> dict:
     """The model card of the staged generator and decoder (named as their final files)."""
     objective = ckpt["objective"]
@@ -167,6 +194,7 @@ def write_card(
         evaluation=read_json(FID),
         u_meaning=u_meaning,
         z_path=z_onnx,
+        temperature=temperature,
     )
     write_json(card_file, card)
     return card

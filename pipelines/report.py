@@ -26,7 +26,7 @@ from eae.io import read_json, write_bytes
 from eae.models.inference import encode, reconstruct
 from eae.reporting.experiments import parse_exp_show
 from eae.reporting.report import interpolation_images, render_report, report_context
-from eae.sampling.density import load_samplers
+from eae.sampling.density import load_samplers, load_temperature
 from eae.sampling.generator import Generator, generated_batches
 from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
 from pipelines._stage import (
@@ -180,8 +180,11 @@ def main() -> None:
     except EAEError as exc:
         log.warning("%s", exc)
         densities = {}
+    temperature = load_temperature(DENSITY) if densities else 1.0
     samples = {
-        name: next(iter(generated_batches(Generator(density, model.decoder).to(device), n, n, p.seed))).cpu().numpy()
+        name: next(iter(generated_batches(Generator(density, model.decoder, temperature).to(device), n, n, p.seed)))
+        .cpu()
+        .numpy()
         for name, density in densities.items()
     }
     experiments, exp_error = experiment_records()

@@ -12,8 +12,9 @@
 
 Input contract of generator.onnx: ``noise`` float32 [N, noise_dim] ~ N(0, I) (noise_dim is
 the latent size, or the two-stage sampler's own latent size) and ``u`` float32 [N] ~ U[0, 1)
-(picks the mixture component; unused by the two-stage sampler); output ``images`` float32
-[N, C, H, W] in [0, 1]. ``sample(n, seed)`` draws them with ``draw_inputs``, so the
+(picks the mixture component; unused by the flow and two-stage samplers); output ``images`` float32
+[N, C, H, W] in [0, 1]. A sampling temperature, when the export has one, is inside the graph (the card's
+``temperature``): the inputs stay N(0, I) and U[0, 1). ``sample(n, seed)`` draws them with ``draw_inputs``, so the
 same seed gives the same images on any machine.
 """
 

@@ -19,7 +19,7 @@ from eae.evaluation.results import COLUMNS, LABELS, METRICS, RECONSTRUCTION, Res
 from eae.images import image_grid, png_data_uri
 from eae.reporting.figures import training_curves  # noqa: F401  (re-exported: part of this module's API)
 from eae.reporting.paper import PAPER_N_SAMPLES, display_name, paper_row
-from eae.sampling.density import ALL_SAMPLERS, SAMPLERS
+from eae.sampling.density import ALL_SAMPLERS, SAMPLERS, TWO_STAGE
 
 FID_ROWS = (*SAMPLERS, RECONSTRUCTION)
 PIXELATED_BELOW = 48  # images narrower than this are shown upscaled with crisp (nearest-neighbour) pixels
@@ -137,12 +137,12 @@ def param_groups(params: dict) -> list[tuple[str, list[tuple[str, object]]]]:
 
 
 def fid_rows(results: Results | None, objective: str = "eae") -> tuple[str, ...]:
-    """The rows of the FID table: the mixture samplers, the two-stage sampler when the run has one
-    (or its objective is the two-stage VAE), then reconstruction."""
+    """The rows of the FID table: the mixture samplers, the flow and the two-stage sampler when the run
+    has them (the two-stage sampler also whenever the objective is the two-stage VAE), then reconstruction."""
     extra = tuple(
         s
         for s in ALL_SAMPLERS[len(SAMPLERS) :]
-        if objective == "two_stage_vae" or (results and results.value("fd", s) is not None)
+        if (s == TWO_STAGE and objective == "two_stage_vae") or (results and results.value("fd", s) is not None)
     )
     return (*SAMPLERS, *extra, RECONSTRUCTION)
 

@@ -108,6 +108,14 @@ def test_env_overrides_nested_and_top_level(tmp_path, monkeypatch):
         ("bogus: 1\n", "unknown parameter 'bogus'"),
         ("train:\n  epoch: 3\n", "unknown parameter 'train.epoch'"),
         ("data:\n  source: imagenet\n", "'data.source'"),
+        ("density:\n  gmm_kind: diag\n", "'density.gmm_kind'"),
+        ("density:\n  gmm_weight_prior: beta\n", "'density.gmm_weight_prior'"),
+        ("density:\n  gmm_n_init: 0\n", "'density.gmm_n_init'"),
+        ("density:\n  temperature: 0\n", "'density.temperature'"),
+        ("density:\n  flow:\n    heldout_fraction: 1.0\n", "'density.flow.heldout_fraction'"),
+        ("density:\n  flow:\n    layer: 3\n", "unknown parameter 'density.flow.layer'"),
+        ("export:\n  sampler: flow\n", "export.sampler flow needs density.flow.enabled"),
+        ("model:\n  latent_dim: 1\ndensity:\n  flow:\n    enabled: true\n", "needs model.latent_dim >= 2"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, text, key):

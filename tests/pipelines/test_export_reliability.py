@@ -83,7 +83,7 @@ def test_density_of_another_model_is_refused(workspace):
     rewrite_density(workspace, six_dims)
     before = fingerprint(workspace)
     assert_refused(
-        module("pipelines.export", cwd=workspace), 1, r"has 6-dimensional means but models/eae\.pt has latent_dim 4"
+        module("pipelines.export", cwd=workspace), 1, r"samples 6-dimensional codes but models/eae\.pt has latent_dim 4"
     )
     assert fingerprint(workspace) == before
 
