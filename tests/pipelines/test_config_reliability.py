@@ -40,6 +40,10 @@ BAD_FILES = {
         params_text().replace("  epochs: 2\n", "  epochs: 2\n  epochs: 50\n", 1),
         r"duplicate key 'train\.epochs' \(line \d+\)",
     ),
+    "classifier channel 0": (
+        params_text(classifier={"channels": [16, 0]}),
+        r"'classifier\.channels': .*channel counts must be >= 1",
+    ),
     "kernel_size 100": (
         params_text(model={"kernel_size": 100}),
         r"model\.kernel_size \(100\) must not exceed data\.image_size \(16\)",

@@ -25,7 +25,7 @@ def harness():
 def test_stage_order_respects_dependencies():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     order = dvc_stages(ROOT)
-    assert order[0] == "prepare" and order[-1] == "report"
+    assert order[0] == "fetch" and order[-1] == "report"
     produced_by = {}
     for name in order:
         for out in stages[name].get("outs", []) + stages[name].get("metrics", []):
