@@ -53,8 +53,10 @@ def os_error_message(exc: OSError, path: str | os.PathLike | None = None, action
     failed write, or names only a temporary file of it)."""
     name = _shown(path) if path is not None else _shown(exc.filename) if exc.filename else "a file"
     if exc.filename and path is not None and not _is_temporary_of(Path(exc.filename), Path(path)):
-        name = _shown(exc.filename)  # another file failed (e.g. an input read inside the block)
-        action = "cannot use"
+        if Path(exc.filename) in Path(path).parents:  # its folder could not be made: name both
+            name = f"{name}: {exc.filename}"
+        else:  # another file failed (e.g. an input read inside the block)
+            name, action = _shown(exc.filename), "cannot use"
     reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
     code = f" [{errno.errorcode[exc.errno]}]" if exc.errno in errno.errorcode else ""
     return f"{action} {name}: {reason}{code}"
@@ -83,10 +85,12 @@ def _write_failure(exc: BaseException, path: Path):
     """The one-line EAEError for a failed write of ``path``, or None to let ``exc`` propagate."""
     from eae.errors import EAEError
 
-    if isinstance(exc, OSError):  # one without errno was raised by Python code, with its own message
-        return EAEError(os_error_message(exc, path)) if exc.errno is not None else None
-    if isinstance(exc, RuntimeError) and disk_full(path.parent):
-        return EAEError(f"cannot write {_shown(path)}: No space left on device [ENOSPC] ({type(exc).__name__})")
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return EAEError(os_error_message(exc, path))
+    # Without an errno the writer reported a short write its own way (numpy: "100000 requested and 7664
+    # written", torch.save: "unexpected pos"): a full disk when the disk is full, else its own message.
+    if isinstance(exc, (OSError, RuntimeError)) and disk_full(path.parent):
+        return EAEError(f"cannot write {_shown(path)}: No space left on device [ENOSPC]")
     return None
 
 
@@ -322,10 +326,10 @@ def atomic_files(paths: Iterable[str | os.PathLike]) -> Iterator[list[Path]]:
         (stage / COMMIT).write_text("\n".join(names) + "\n")
         committed = True
         _move_set(stage, folder, names)
-    except (OSError, RuntimeError) as exc:  # names the file of the set that could not be written
+    except (OSError, RuntimeError) as exc:  # names the file of the set that failed, else the set
         name = Path(exc.filename) if isinstance(exc, OSError) and exc.filename else None
-        target = folder / name.name if name is not None and name.parent == stage else paths[0]
-        failure = _write_failure(exc, target)
+        known = name is not None and name.parent == stage
+        failure = _write_failure(exc, folder / (name.name if known else "{" + ", ".join(names) + "}"))
         if failure is None:
             raise
         raise failure from None
