@@ -355,10 +355,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
     path = Path(path)
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EAEError(f"missing file {path}") from None
-    except json.JSONDecodeError as exc:
+        return json.loads(read_regular_bytes(path, "file"))  # a FIFO or device never blocks
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EAEError(f"corrupt JSON in {path}: {exc}") from None
 
 

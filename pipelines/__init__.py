@@ -64,7 +64,7 @@ def deleted_outputs(module: str, repo: str = ".") -> tuple[str | None, list[str]
         if not isinstance(stage, dict) or str(stage.get("cmd", "")).split() != ["python", "-m", module]:
             continue
         outs = []
-        for entry in stage.get("outs") or []:
+        for entry in [*(stage.get("outs") or []), *(stage.get("metrics") or []), *(stage.get("plots") or [])]:
             path, opts = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
             opts = opts or {}
             if opts.get("cache", True) and not opts.get("persist", False) and "${" not in path:

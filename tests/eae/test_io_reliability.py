@@ -9,7 +9,15 @@ import subprocess
 import pytest
 
 from eae.errors import EAEError
-from eae.io import atomic_files, atomic_path, check_regular_file, human_bytes, os_error_message, read_regular_bytes
+from eae.io import (
+    atomic_files,
+    atomic_path,
+    check_regular_file,
+    human_bytes,
+    os_error_message,
+    read_json,
+    read_regular_bytes,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -43,6 +51,8 @@ def test_only_regular_files_are_read(tmp_path):
     with pytest.raises(EAEError, match=r"thing .*/big is larger than 2.00 kB \(2.00 kB\): not a thing"):
         read_regular_bytes(tmp_path / "big", "thing", limit=2000)
     assert read_regular_bytes(tmp_path / "big", "thing", limit=3000) == b"x" * 2001
+    with pytest.raises(EAEError, match=r"^file .*/p is a FIFO"):  # reports/fid.json, a model card: never blocks
+        read_json(fifo)
 
 
 def test_error_line_names_the_destination_not_a_temporary(tmp_path):
