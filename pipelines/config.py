@@ -245,11 +245,12 @@ def memory_needs(p: Params) -> list[tuple[int, str]]:
     if p.data.source == "digits":
         c, s = SOURCE_CHANNELS["digits"], p.data.image_size
         needs.append((2 * 4 * DIGITS_IMAGES * c * s * s, "the digits resized by prepare (data.image_size)"))
-    if p.model.objective == "two_stage_vae":
+    if p.model.objective == "two_stage_vae":  # MLPs: hidden x hidden per layer, 3 x latent to and from it
         st = p.objectives.two_stage_vae.second_stage
-        needs.append(
-            (16 * st.hidden * st.hidden * st.layers, "the second stage (objectives.two_stage_vae.second_stage)")
-        )
+        second = st.hidden * st.hidden * st.layers + 3 * st.hidden * (st.latent_dim or p.model.latent_dim)
+        needs.append((16 * second, "the second stage (objectives.two_stage_vae.second_stage)"))
+    if p.eval.feature_extractor == "classifier":  # linear(channels -> feature_dim) -> linear(-> >= 2 classes)
+        needs.append((16 * 3 * p.classifier.feature_dim, "the digits classifier (classifier.feature_dim)"))
     return needs
 
 

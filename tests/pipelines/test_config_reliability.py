@@ -153,6 +153,10 @@ CANNOT_RUN = {
         params_text(model={"encoder_channels": [10**12, 16]}),
         r"one training step .* needs at least [\d.]+ [PE]B of memory",
     ),
+    "classifier that cannot be allocated": (
+        params_text(classifier={"feature_dim": 10**15}),
+        r"the digits classifier \(classifier\.feature_dim\) needs at least 48\.0 PB of memory",
+    ),
     "decoding processes that cannot be allocated": (
         params_text(data={"workers": 10**8}),
         r"the decoding processes \(data\.workers\) needs at least 2\.00 PB of memory",
