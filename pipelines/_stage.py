@@ -23,6 +23,7 @@ GENERATOR_ONNX = "models/generator.onnx"
 DECODER_ONNX = "models/decoder.onnx"
 GENERATOR_Z_ONNX = "models/generator_z.onnx"  # the generator in torch-fidelity's contract (one z input)
 MODEL_README = "models/README.md"  # the model card for people (Hugging Face format)
+TEST_VECTORS = "models/test_vectors.json"  # fixed inputs and expected images for ports (eae.export.vectors)
 FEATURES = "models/features"  # feature extractor state + the test split's feature statistics
 CLASSIFIER = "models/features/classifier.pt"
 TEST_STATS = "models/features/test_stats.npz"  # pytorch-fid --save-stats format
@@ -30,6 +31,7 @@ TEST_FEATURES = "models/features/test_features.npy"  # float32 [n_test, D] (KID,
 FEATURE_METRICS = "reports/feature_extractor.json"
 TRAIN_METRICS = "reports/train_metrics.json"
 FID = "reports/fid.json"
+SCORES = "reports/scores.json"  # the same scores, one row per sampler: the per-sampler chart (a DVC plot)
 TABLE1 = (
     "reports/table1.json"  # written by pipelines.orchestration.table1 (make table1), read by the report when present
 )

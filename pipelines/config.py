@@ -108,6 +108,25 @@ class TrainParams(StrictModel):
     batch_size: int = Field(100, ge=2)
     lr: float = Field(1e-3, gt=0)
     lr_decay: float = Field(1.0, gt=0, le=1, description="ExponentialLR gamma per epoch; 1 = no decay")
+    lr_schedule: Literal["exponential", "plateau"] = Field(
+        "exponential",
+        description="exponential: lr x lr_decay every epoch; plateau: lr x lr_plateau_factor after "
+        "lr_plateau_patience epochs without a better validation reconstruction (the RAE protocol; needs val_fraction)",
+    )
+    lr_plateau_factor: float = Field(0.5, gt=0, lt=1)
+    lr_plateau_patience: int = Field(5, ge=0)
+    val_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="share of the training images held out (seeded by "
+        "data.split_seed) to score the validation reconstruction each epoch; 0 = none",
+    )
+    select: Literal["last", "best_val"] = Field(
+        "last",
+        description="which weights the checkpoint keeps: the last epoch's, or those of the epoch with the "
+        "best validation reconstruction (the RAE protocol; needs val_fraction)",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint_every: int = Field(1, ge=0, description="epochs between resume states; 0 = never")
     sample_every: int = Field(10, ge=0, description="epochs between sample grids logged with dvclive; 0 = never")
@@ -157,6 +176,9 @@ class ExportParams(StrictModel):
     sampler: Literal[ALL_SAMPLERS] = "gmm"  # type: ignore[valid-type]
     opset: int = Field(18, ge=MIN_OPSET, le=MAX_OPSET)
     tolerance: float = Field(1e-4, gt=0)
+    # draws in models/test_vectors.json (inputs + expected images for ports); a JSON file that a browser
+    # page loads whole: 256 CelebA-size draws are 4 MB of base64 images
+    test_vectors: int = Field(8, ge=1, le=256)
 
 
 class ClassifierParams(StrictModel):
@@ -203,7 +225,7 @@ def network_size(p: Params) -> tuple[int, list[int], list[int]]:
         weights += k * k * ch * out + 2 * out
         encoder.append(out * h * h)
         ch = out
-    weights += ch * h * h * d + d  # linear to the code
+    weights += ch * h * h * d  # linear to the code (the EAE's has no bias: its code BatchNorm subtracts one)
     encoder.append(d)
     c0, side = m.decoder_channels[0], s // 2 ** (len(m.decoder_channels) - 1)
     weights += d * c0 * side * side + c0 * side * side + 2 * c0  # linear to C0 x s x s, BatchNorm
@@ -320,6 +342,16 @@ class Params(BaseSettings):
                 f"train.batch_size ({t.batch_size}) must be a multiple of the number of training "
                 f"processes, train.nproc_per_node x train.nnodes ({t.nproc_per_node * t.nnodes})"
             )
+        needs_val = [
+            k
+            for k, on in (
+                ("train.select: best_val", t.select == "best_val"),
+                ("train.lr_schedule: plateau", t.lr_schedule == "plateau"),
+            )
+            if on
+        ]
+        if needs_val and t.val_fraction == 0:
+            raise ValueError(f"{' and '.join(needs_val)} need a validation split: set train.val_fraction > 0")
         if t.node_rank >= t.nnodes:
             raise ValueError(f"train.node_rank ({t.node_rank}) must be smaller than train.nnodes ({t.nnodes})")
         if t.nnodes > 1 and not t.rdzv_endpoint:

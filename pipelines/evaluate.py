@@ -1,4 +1,5 @@
-"""Stage evaluate: sample-quality metrics per sampler and for reconstructions -> reports/fid.json.
+"""Stage evaluate: sample-quality metrics per sampler and for reconstructions -> reports/fid.json (and the same
+numbers one row per sampler -> reports/scores.json, the per-sampler chart of `dvc plots show`).
 
 For every sampler (and the test reconstructions): the Fréchet distance, KID (mean ± std over
 subsets), precision and recall (k = 3), and on labelled data with the classifier extractor the
@@ -32,7 +33,18 @@ from eae.sampling.density import load_samplers
 from eae.sampling.generator import Generator, generated_batches
 from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
 from eae.training.seed import seed_everything
-from pipelines._stage import CHECKPOINT, DENSITY, FID, PREPARED, TEST_FEATURES, TEST_STATS, log, resolve_device, run
+from pipelines._stage import (
+    CHECKPOINT,
+    DENSITY,
+    FID,
+    PREPARED,
+    SCORES,
+    TEST_FEATURES,
+    TEST_STATS,
+    log,
+    resolve_device,
+    run,
+)
 from pipelines.config import Params, load_params
 from pipelines.feature_stats import Extractor, load_extractor
 
@@ -48,6 +60,20 @@ IMPLEMENTATIONS = {
     "bilinearly resized to 299x299 inside the network as pytorch-fid does; Fréchet distance in float64 "
     "(eae.evaluation.fid)",
 }
+
+# Every score's protocol names its implementation (the Fréchet distance's is the top-level "implementation").
+KID_IMPLEMENTATION = (
+    "torch-fidelity 0.4.0 kid_features_to_metric on the features of feature_extractor, generated vs the reference "
+    "split (eae.evaluation.metrics.kid)"
+)
+PR_IMPLEMENTATION = (
+    "torch-fidelity 0.4.0 prc_features_to_metric (Kynkäänniemi et al. 2019) on the features of feature_extractor, "
+    "the first min(n_generated, reference n) of each set (eae.evaluation.metrics.precision_recall)"
+)
+COVERAGE_IMPLEMENTATION = (
+    "argmax of the digits classifier (eae.evaluation.classifier) per generated image; shares of each class and "
+    "their entropy in nats (eae.evaluation.metrics.class_coverage)"
+)
 
 
 def quantised(image_batches):
@@ -113,16 +139,21 @@ def protocol_of(p: Params, extractor: Extractor, real_features: np.ndarray, scor
             "kernel": "(x.y / D + 1)^3",
             "estimator": "unbiased MMD^2 (torch-fidelity)",
             "seed": p.seed,
+            "implementation": KID_IMPLEMENTATION,
         },
         "precision_recall": {
             "k": PR_NEIGHBOURHOOD,
             "n_generated": n_pr,
             "n_real": n_pr,
-            "implementation": "torch-fidelity",
+            "implementation": PR_IMPLEMENTATION,
         },
     }
     if extractor.classify is not None:
-        protocol["class_coverage"] = {"classes": extractor.n_classes, "max_entropy": float(np.log(extractor.n_classes))}
+        protocol["class_coverage"] = {
+            "classes": extractor.n_classes,
+            "max_entropy": float(np.log(extractor.n_classes)),
+            "implementation": COVERAGE_IMPLEMENTATION,
+        }
     return protocol
 
 
@@ -159,8 +190,10 @@ def main() -> None:
         generator = Generator(density, model.decoder).to(device)
         scores.add(name, generated_batches(generator, p.eval.n_samples, p.eval.batch_size, p.seed), p.eval.n_samples)
 
-    write_json(FID, scores.results(protocol_of(p, extractor, real_features, scored)).to_dict())
-    log.info("wrote %s", FID)
+    results = scores.results(protocol_of(p, extractor, real_features, scored))
+    write_json(FID, results.to_dict())
+    write_json(SCORES, results.per_column())
+    log.info("wrote %s and %s", FID, SCORES)
 
 
 if __name__ == "__main__":

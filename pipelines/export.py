@@ -1,5 +1,6 @@
 """Stage export: sampler + decoder -> models/generator.onnx; decoder alone -> models/decoder.onnx;
-the generator in torch-fidelity's contract -> models/generator_z.onnx; the model card
+the generator in torch-fidelity's contract -> models/generator_z.onnx; fixed inputs and the images they give,
+for checking ports to other runtimes -> models/test_vectors.json (``export.test_vectors`` draws); the model card
 models/generator.json (shapes, objective and training params, the FIDs from evaluate, sha256s)
 and, rendered from the same card, models/README.md (Hugging Face model-card format).
 
@@ -21,6 +22,7 @@ from eae.evaluation.results import read_results
 from eae.export.card import card_path, make_card, sha256_file
 from eae.export.onnx import check_not_saturated, export_onnx, export_z_onnx, image_metadata
 from eae.export.readme import render_model_card
+from eae.export.vectors import make_test_vectors
 from eae.io import atomic_files, read_json, write_json
 from eae.sampling.density import TWO_STAGE, Mixture, check_plausible, load_samplers
 from eae.sampling.generator import Generator
@@ -33,6 +35,7 @@ from pipelines._stage import (
     GENERATOR_ONNX,
     GENERATOR_Z_ONNX,
     MODEL_README,
+    TEST_VECTORS,
     log,
     run,
 )
@@ -120,8 +123,8 @@ def main() -> None:
     }
     decoder_meta["inputs"] = "latent float32 [N, latent_dim]"
     # Every output joins this set; it replaces the previous export only when all of it is written.
-    outputs = [GENERATOR_ONNX, DECODER_ONNX, GENERATOR_Z_ONNX, card_path(GENERATOR_ONNX), MODEL_README]
-    with atomic_files(outputs) as (generator_onnx, decoder_onnx, z_onnx, card_file, readme):
+    outputs = [GENERATOR_ONNX, DECODER_ONNX, GENERATOR_Z_ONNX, card_path(GENERATOR_ONNX), MODEL_README, TEST_VECTORS]
+    with atomic_files(outputs) as (generator_onnx, decoder_onnx, z_onnx, card_file, readme, vectors):
         diff = export_onnx(
             generator,
             (torch.randn(2, k), torch.rand(2)),
@@ -151,15 +154,17 @@ def main() -> None:
             k + 1,
             diff,
         )
+        write_json(vectors, make_test_vectors(generator_onnx, p.export.test_vectors, p.seed))
         card = write_card(p, ckpt, model, generator_onnx, decoder_onnx, z_onnx, card_file, k, n_components, u_meaning)
         readme.write_text(render_model_card(card))
     log.info(
-        "wrote %s (sha256 %s, %.1f kB), %s, %s, %s and the model card %s",
+        "wrote %s (sha256 %s, %.1f kB), %s, %s, %s, %s and the model card %s",
         GENERATOR_ONNX,
         card["sha256"][:12],
         card["bytes"] / 1024,
         DECODER_ONNX,
         GENERATOR_Z_ONNX,
+        TEST_VECTORS,
         card_path(GENERATOR_ONNX),
         MODEL_README,
     )

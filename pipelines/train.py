@@ -25,11 +25,11 @@ import torch
 from dvclive import Live
 from tqdm import tqdm
 
-from eae.data.prepared import read_manifest, read_split
+from eae.data.prepared import read_manifest, read_split, seeded_split
 from eae.errors import EAEError
 from eae.images import image_grid
 from eae.io import atomic_dir, write_json
-from eae.models.inference import encode, reconstruct
+from eae.models.inference import encode, reconstruct, reconstruction_error
 from eae.models.networks import ArchConfig
 from eae.models.objectives.base import Objective
 from eae.models.objectives.registry import build_objective
@@ -39,7 +39,7 @@ from eae.training.loop import train_epoch
 from eae.training.resume import fingerprint, load_state, restore, save_state
 from eae.training.seed import seed_everything
 from pipelines._stage import CHECKPOINT, DVCLIVE, PREPARED, TRAIN_METRICS, log, run
-from pipelines.config import ConfigError, Params, load_params
+from pipelines.config import ConfigError, Params, TrainParams, load_params
 from pipelines.launch import LAUNCH_KEYS, broadcast, launch, needs_launcher, record_errors, worker
 
 # Scratch space inside the workspace, ignored by git and DVC; removed when training completes.
@@ -157,23 +157,24 @@ def train(p: Params) -> None:
     with worker(t) as (shard, device):
         lead = shard.rank == 0  # writes every output
         manifest = read_manifest(PREPARED)
-        images, on_device = place_data(read_split(PREPARED, "train").images, device, t.max_device_data_gb)
+        train_images, val_images = training_and_validation(p)
+        images, on_device = place_data(train_images, device, t.max_device_data_gb)
         if len(images) < t.batch_size:
             raise ConfigError(f"train.batch_size {t.batch_size} exceeds the {len(images)} training images")
         model = build_model(p, manifest, device, shard)
-        series = (*model.series, "lr")
+        series = (*model.series, "lr", *(("val_recon",) if val_images is not None else ()))
         optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
+        scheduler = lr_scheduler(t, optimizer)
         shuffle = torch.Generator().manual_seed(p.seed)
         noise = torch.randn(64, model.arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
         key = resume_key(p, model, manifest)
 
         history: dict[str, list[float]] = {s: [] for s in series}
-        first_epoch = 0
+        first_epoch, best = 0, None
         state = saved_state(p, key, shard)
         if state is not None:
             restore(state, model, optimizer, scheduler, shuffle)
-            history, first_epoch = state["history"], state["epoch"]
+            history, first_epoch, best = state["history"], state["epoch"], state.get("best")
             log.info("resuming from %s after epoch %d", RESUME_STATE, first_epoch)
 
         cuda_ids = [device.index] if device.type == "cuda" else None
@@ -220,16 +221,30 @@ def train(p: Params) -> None:
                     raise EAEError(
                         f"epoch {epoch + 1}: {exc}; nothing was written (lower train.lr or the objective's weights)"
                     ) from None
-                scheduler.step()
                 stats["lr"] = lr
+                if val_images is not None:  # rank 0's number on every rank: the same lr and selection everywhere
+                    stats["val_recon"] = broadcast(reconstruction_error(model, val_images) if lead else None, shard)
+                    if t.select == "best_val" and (best is None or stats["val_recon"] < best["val"]):
+                        best = {"epoch": epoch + 1, "val": stats["val_recon"], "state": snapshot(model)}
+                scheduler.step(*((stats["val_recon"],) if t.lr_schedule == "plateau" else ()))
                 for s in series:
                     history[s].append(stats[s])
-                bar.set_postfix(epoch=epoch + 1, **{s: f"{stats[s]:.3f}" for s in model.series[1:]})
+                bar.set_postfix(epoch=epoch + 1, **{s: f"{stats[s]:.3f}" for s in series[1:] if s != "lr"})
                 recorder.epoch(
-                    epoch + 1, stats, model, history, optimizer=optimizer, scheduler=scheduler, shuffle=shuffle
+                    epoch + 1,
+                    stats,
+                    model,
+                    history,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    shuffle=shuffle,
+                    best=best,
                 )
+            if best is not None:  # train.select: best_val
+                model.load_state_dict(best["state"])
+                log.info("selected epoch %d (validation reconstruction %.4f)", best["epoch"], best["val"])
             if lead:  # inside the dvclive swap: the curves change only together with the checkpoint
-                write_outputs(p, model, manifest, history, first_epoch, time.perf_counter() - start, images)
+                write_outputs(p, model, manifest, history, first_epoch, time.perf_counter() - start, best, images)
 
 
 def code_statistics(model: Objective, images: torch.Tensor) -> dict:
@@ -240,6 +255,30 @@ def code_statistics(model: Objective, images: torch.Tensor) -> dict:
     return {"mean": codes.mean(0).tolist(), "std": codes.std(0, correction=0).tolist(), "n": len(codes)}
 
 
+def training_and_validation(p: Params) -> tuple[np.ndarray, np.ndarray | None]:
+    """The prepared training split, less ``train.val_fraction`` of it held out for validation (a seeded
+    split by ``data.split_seed``, fixed when the training seed varies)."""
+    images = read_split(PREPARED, "train").images
+    if not p.train.val_fraction:
+        return images, None
+    fit, held_out = seeded_split(len(images), p.train.val_fraction, p.data.split_seed)
+    log.info("validation: %d of the %d training images held out", len(held_out), len(images))
+    return images[fit], torch.from_numpy(images[held_out])
+
+
+def lr_scheduler(t: TrainParams, optimizer: torch.optim.Optimizer):
+    """ExponentialLR(lr_decay), or ReduceLROnPlateau on the validation reconstruction."""
+    if t.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=t.lr_plateau_factor, patience=t.lr_plateau_patience
+        )
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
+
+
+def snapshot(model: Objective) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def write_outputs(
     p: Params,
     model: Objective,
@@ -247,14 +286,15 @@ def write_outputs(
     history: dict,
     first_epoch: int,
     seconds: float,
-    train_images: torch.Tensor,
+    best: dict | None = None,
+    train_images: torch.Tensor | None = None,
 ) -> None:
-    """The stage's outputs (rank 0 only): checkpoint (with the training codes' statistics), metrics; the
-    resume state is then obsolete."""
+    """The stage's outputs (rank 0 only): checkpoint (with the training codes' statistics when
+    ``train_images`` are given), metrics; the resume state is then obsolete."""
     test = torch.from_numpy(read_split(PREPARED, "test").images)
     shape = model.arch.image_shape
     test_mse = float((reconstruct(model, test).cpu() - test.float() / 255).pow(2).mean())
-    final = {s: history[s][-1] for s in model.series}
+    final = {s: history[s][-1] for s in model.series}  # the last epoch's (selected weights: see selected_epoch)
     metrics = {
         **{f"final_{s}": v for s, v in final.items()},
         "train_mse_per_pixel": final["recon"] / (shape[0] * shape[1] * shape[2]),
@@ -262,6 +302,7 @@ def write_outputs(
         "epochs": p.train.epochs,
         "train_seconds": round(seconds, 2),
         "resumed_from_epoch": first_epoch,
+        **({"selected_epoch": best["epoch"], "best_val_recon": best["val"]} if best is not None else {}),
     }
     save_checkpoint(
         CHECKPOINT,
@@ -271,7 +312,7 @@ def write_outputs(
         extra={
             "dataset": manifest["source"],
             "data_hash": manifest["content_hash"],
-            "code_stats": code_statistics(model, train_images),
+            **({"code_stats": code_statistics(model, train_images)} if train_images is not None else {}),
         },
     )
     write_json(TRAIN_METRICS, metrics)

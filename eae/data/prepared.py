@@ -177,3 +177,14 @@ def read_split(prepared_dir: str | Path, split: str) -> Split:
                 f"expected class indices 0..{MAX_CLASSES - 1}"
             )
     return Split(images, labels)
+
+
+def seeded_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (sorted) of a reproducible random split of n items into (rest, held out), the held-out
+    part being round(n * test_fraction) items: the sources' train/test split, and the training stage's
+    validation split."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(n * test_fraction))
+    if n_test < 1 or n_test >= n:
+        raise EAEError(f"test_fraction={test_fraction} leaves an empty split of {n} items")
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])

@@ -118,6 +118,11 @@ class Results:
                 )
         return None
 
+    def per_column(self) -> list[dict]:
+        """One row per column, ``{"sampler": column, metric: value, ...}`` (metrics in ``METRICS`` order): the
+        per-sampler score chart's data (reports/scores.json, a DVC plot)."""
+        return [{"sampler": c, **{m: v for m in METRICS if (v := self.value(m, c)) is not None}} for c in self.columns]
+
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"schema": SCHEMA, "metrics": self.metrics}
         if self.class_shares:

@@ -2,6 +2,8 @@
 
     python -m eae.export.runtime sample models/generator.onnx -n 64 --seed 0 -o samples.png [--npy out.npy]
     python -m eae.export.runtime info models/generator.onnx
+    eae-sample models/generator.onnx -n 64 -o samples.png      # the same two, as installed console scripts
+    eae-info models/generator.onnx
 
     from eae.export.runtime import Generator
     gen = Generator("models/generator.onnx")                 # CPU; device="cuda" to run there
@@ -370,27 +372,40 @@ def write_npy_stream(path: str | Path, chunks: Iterator[np.ndarray], n: int, ima
             raise EAEError(f"--npy {path}: got {written} images, expected {n}")
 
 
-def save_grid_png(images_nhwc: np.ndarray, path: str | Path, ncol: int | None = None) -> None:
-    """Tile uint8 NHWC images into one PNG (written atomically)."""
+def grid_png(images_nhwc: np.ndarray, ncol: int | None = None) -> bytes:
+    """Tile uint8 NHWC images into one PNG (ncol: images per row, default the ceiling of sqrt(n))."""
+    import io
+
     from PIL import Image
 
     from eae.images import image_grid
-    from eae.io import atomic_path
 
     n = len(images_nhwc)
     ncol = ncol or int(np.ceil(np.sqrt(n)))
     grid = image_grid(images_nhwc.transpose(0, 3, 1, 2), ncol=ncol)
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_grid_png(images_nhwc: np.ndarray, path: str | Path, ncol: int | None = None) -> None:
+    """``grid_png`` written to ``path`` atomically."""
+    from eae.io import atomic_path
+
+    data = grid_png(images_nhwc, ncol)
     with atomic_path(path) as tmp:
-        Image.fromarray(grid).save(tmp, format="PNG")
+        Path(tmp).write_bytes(data)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, script: str | None = None) -> int:
+    """``python -m eae.export.runtime {sample,info} ...``; ``script``: the console script that runs one command
+    (its name is the usage line's program)."""
     ap = argparse.ArgumentParser(
         prog="python -m eae.export.runtime", description="Run the EAE ONNX generator (no torch)."
     )
     sub = ap.add_subparsers(dest="command", required=True)
     for name in ("sample", "info"):
-        p = sub.add_parser(name)
+        p = sub.add_parser(name, prog=script)
         p.add_argument("model", help="generator.onnx")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
         p.add_argument("--no-verify", action="store_true", help="skip the sha256 check against the model card")
@@ -449,6 +464,16 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"error: {os_error_message(exc, action='cannot use')}", file=sys.stderr)
         return 2
+
+
+def sample_main(argv: list[str] | None = None) -> int:
+    """Console script ``eae-sample MODEL [-n N] [--seed S] [-o grid.png] [--npy images.npy]``: ``main``'s sample."""
+    return main(["sample", *(sys.argv[1:] if argv is None else argv)], script="eae-sample")
+
+
+def info_main(argv: list[str] | None = None) -> int:
+    """Console script ``eae-info MODEL``: ``main``'s info."""
+    return main(["info", *(sys.argv[1:] if argv is None else argv)], script="eae-info")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,19 @@ def reconstruction_batches(model: nn.Module, images: torch.Tensor, batch_size: i
             yield model(x)[1]
 
 
+@torch.no_grad()
+def reconstruction_error(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> float:
+    """Eval-mode squared error of the reconstructions of uint8 images, summed over the pixel values and
+    averaged over the images: the training loss's reconstruction term, on held-out data."""
+    total = 0.0
+    for x, x_hat in zip(
+        batches(images, batch_size, shuffle=False, drop_last=False, device=device_of(model)),
+        reconstruction_batches(model, images, batch_size),
+    ):
+        total += float((x_hat.float() - x.float()).pow(2).flatten(1).sum(1).sum())
+    return total / max(1, len(images))
+
+
 def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """All reconstructions of ``reconstruction_batches`` in one tensor."""
     return torch.cat(list(reconstruction_batches(model, images, batch_size)))

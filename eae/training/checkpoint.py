@@ -151,10 +151,14 @@ def model_from_checkpoint(ckpt: dict) -> Objective:
         model = build_objective(name, ArchConfig.from_dict(ckpt["arch"]), ckpt["objective"].get("weights"))
     except (EAEError, TypeError, ValueError) as exc:
         raise EAEError(f"{where(ckpt)}: {' '.join(str(exc).split())[:300]}") from None
-    problem = _shape_mismatch(ckpt["state_dict"], model.state_dict())
+    try:
+        state = type(model).upgrade_state(ckpt["state_dict"])
+        problem = _shape_mismatch(state, model.state_dict())
+    except (RuntimeError, TypeError, ValueError) as exc:  # an old layout whose tensors do not fit together
+        problem = f"its weights cannot be upgraded to today's layout: {' '.join(str(exc).split())[:200]}"
     if problem is None:
         try:
-            model.load_state_dict(ckpt["state_dict"])
+            model.load_state_dict(state)
         except RuntimeError as exc:  # e.g. a dtype torch cannot copy
             problem = " ".join(str(exc).split())[:300]
     if problem is not None:

@@ -65,8 +65,16 @@ def test_wrong_architecture_names_the_file_key_and_both_shapes(tmp_path):
     assert one_line(info) == (
         f"{path}: weights do not fit objective 'eae' with the recorded architecture (latent_dim 4, encoder_channels "
         "[8, 16], decoder_channels [16, 8], kernel_size 4, spectral_norm False): 'encoder.fc.weight' has shape "
-        "[6, 256] in the file but the network needs [4, 256] (and 4 more)"
+        "[6, 256] in the file but the network needs [4, 256] (and 3 more)"
     )
+
+
+def test_an_old_layout_that_cannot_be_upgraded_is_one_line(tmp_path):
+    """The EAE folds an old encoder bias into the code BatchNorm's running mean; tensors of other sizes
+    made that a broadcasting traceback."""
+    path = saved(tmp_path, lambda p: p["state_dict"].__setitem__("encoder.fc.bias", torch.zeros(7)))
+    with pytest.raises(EAEError, match=r"weights do not fit .*: its weights cannot be upgraded to today's layout: "):
+        model_from_checkpoint(load_checkpoint(path))
 
 
 def test_missing_and_extra_weights_are_named(tmp_path):
