@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install repro test lint lock clean prefect-server chromium table1 bench
+.PHONY: install repro test lint lock clean prefect-server chromium js table1 bench
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ lint: install
 # Headless Chromium (Debian package) for the report's browser test; needs root or sudo.
 chromium:
 	sh scripts/install-chromium.sh
+
+# The npm packages of js/ (onnxruntime-node, onnxruntime-web) exactly as js/package-lock.json pins them; the
+# JS tests (tests/js) skip without them.
+js:
+	npm ci --prefix js --no-audit --no-fund
 
 # Prefect API + UI on 127.0.0.1:4200 with its SQLite database under .prefect/
 prefect-server: install

@@ -4,7 +4,8 @@ shows.
 
     python benchmarks/run_all.py [--only NAME,...] [--output reports/bench.json]
 
-Each benchmark measures its contenders side by side in one run (interleaved rounds) and prints
+``--only`` reruns the named benchmarks and replaces their entries in an existing output, keeping the others
+(each entry says when it was measured). Each benchmark measures its contenders side by side in one run (interleaved rounds) and prints
 its ratios; this runner prints every ratio with its goal at the end. pythae (the peer library of
 the training comparison) is a benchmark-only dependency: ``make bench`` installs it from
 requirements-bench.txt.
@@ -36,7 +37,12 @@ BENCHMARKS = {
     "frechet": ["--dims", "1024", "--samples", "2000", "--repeats", "3"],
     "flow_overhead": [],
     "ddp_scaling": ["--procs", "1", "2", "--steps", "10"],
+    "serve_load": ["--seconds", "30", "--clients", "8"],
 }
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def fmt_goal(goal: dict | None) -> str:
@@ -73,15 +79,24 @@ def main() -> int:
                         "rows": [],
                         "seconds": round(seconds, 1),
                         "error": f"exit code {proc.returncode}",
+                        "generated_at": now(),
                     }
                 )
                 continue
-            results.append({**json.loads(out.read_text()), "seconds": round(seconds, 1)})
+            results.append({**json.loads(out.read_text()), "seconds": round(seconds, 1), "generated_at": now()})
+    kept = []
+    if args.only and Path(args.output).exists():  # the other benchmarks' entries stay as they were measured
+        previous = json.loads(Path(args.output).read_text())
+        kept = [
+            {"generated_at": previous.get("generated_at"), **b}
+            for b in previous.get("benchmarks", [])
+            if b["benchmark"] not in names
+        ]
     report = {
         "machine": machine(),
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_at": now(),
         "wall_seconds": round(time.perf_counter() - start, 1),
-        "benchmarks": results,
+        "benchmarks": sorted(kept + results, key=lambda b: list(BENCHMARKS).index(b["benchmark"])),
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")

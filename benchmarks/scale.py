@@ -243,7 +243,7 @@ def run_size(n: int, root: Path, ws: Path, settings: dict, env: dict) -> dict[st
     m = stage("fit_density", "fit_density")
     text = (ws / "logs" / "fit_density.log").read_text()  # the stage's log lines (eae.sampling.density)
     iterations = [int(k) for k in re.findall(r"(\d+) EM iterations", text)]
-    fitted = re.findall(r"GMM fitted in ([\d.]+) s", text)
+    fitted = re.findall(r"fit in mixtures ([\d.]+) s", text)
     if iterations and fitted:
         m.update({"em_iterations": sum(iterations), "gmm_seconds": float(fitted[-1])})
     for k in settings["eval_samples"]:

@@ -1,4 +1,5 @@
-"""Stage evaluate: sample-quality metrics per sampler and for reconstructions -> reports/fid.json.
+"""Stage evaluate: sample-quality metrics per sampler and for reconstructions -> reports/fid.json (and the same
+numbers one row per sampler -> reports/scores.json, the per-sampler chart of `dvc plots show`).
 
 For every sampler (and the test reconstructions): the Fréchet distance, KID (mean ± std over
 subsets), precision and recall (k = 3), and on labelled data with the classifier extractor the
@@ -25,13 +26,25 @@ from eae.evaluation.features import features_of
 from eae.evaluation.fid import check_same_dims, feature_statistics, frechet_distance, load_statistics
 from eae.evaluation.metrics import KID_SUBSETS, PR_NEIGHBOURHOOD, class_coverage, kid, precision_recall
 from eae.evaluation.results import METRICS, RECONSTRUCTION, Results
+from eae.export.card import sha256_file
 from eae.io import write_json
 from eae.models.inference import reconstruction_batches
-from eae.sampling.density import load_samplers
+from eae.sampling.density import load_samplers, load_temperature
 from eae.sampling.generator import Generator, generated_batches
 from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
 from eae.training.seed import seed_everything
-from pipelines._stage import CHECKPOINT, DENSITY, FID, PREPARED, TEST_FEATURES, TEST_STATS, log, resolve_device, run
+from pipelines._stage import (
+    CHECKPOINT,
+    DENSITY,
+    FID,
+    PREPARED,
+    SCORES,
+    TEST_FEATURES,
+    TEST_STATS,
+    log,
+    resolve_device,
+    run,
+)
 from pipelines.config import Params, load_params
 from pipelines.feature_stats import Extractor, load_extractor
 
@@ -47,6 +60,20 @@ IMPLEMENTATIONS = {
     "bilinearly resized to 299x299 inside the network as pytorch-fid does; Fréchet distance in float64 "
     "(eae.evaluation.fid)",
 }
+
+# Every score's protocol names its implementation (the Fréchet distance's is the top-level "implementation").
+KID_IMPLEMENTATION = (
+    "torch-fidelity 0.4.0 kid_features_to_metric on the features of feature_extractor, generated vs the reference "
+    "split (eae.evaluation.metrics.kid)"
+)
+PR_IMPLEMENTATION = (
+    "torch-fidelity 0.4.0 prc_features_to_metric (Kynkäänniemi et al. 2019) on the features of feature_extractor, "
+    "the first min(n_generated, reference n) of each set (eae.evaluation.metrics.precision_recall)"
+)
+COVERAGE_IMPLEMENTATION = (
+    "argmax of the digits classifier (eae.evaluation.classifier) per generated image; shares of each class and "
+    "their entropy in nats (eae.evaluation.metrics.class_coverage)"
+)
 
 
 def quantised(image_batches):
@@ -91,11 +118,13 @@ class Scores:
         return Results({k: v for k, v in self.metrics.items() if v}, protocol, self.class_shares)
 
 
-def protocol_of(p: Params, extractor: Extractor, real_features: np.ndarray) -> dict:
-    """How the scores were measured: everything a reader needs to know what they compare with."""
+def protocol_of(p: Params, extractor: Extractor, real_features: np.ndarray, scored: dict | None = None) -> dict:
+    """How the scores were measured: everything a reader needs to know what they compare with, and
+    ``scored``: the sha256 of the checkpoint and density that were scored (``scored_files``)."""
     n_real = len(real_features)
     n_pr = min(p.eval.n_samples, n_real)
     protocol = {
+        **(scored or {}),
         "feature_extractor": p.eval.feature_extractor,
         "metric_name": METRIC_NAMES[p.eval.feature_extractor],
         "weights_sha256": extractor.weights_sha256,
@@ -111,17 +140,28 @@ def protocol_of(p: Params, extractor: Extractor, real_features: np.ndarray) -> d
             "kernel": "(x.y / D + 1)^3",
             "estimator": "unbiased MMD^2 (torch-fidelity)",
             "seed": p.seed,
+            "implementation": KID_IMPLEMENTATION,
         },
         "precision_recall": {
             "k": PR_NEIGHBOURHOOD,
             "n_generated": n_pr,
             "n_real": n_pr,
-            "implementation": "torch-fidelity",
+            "implementation": PR_IMPLEMENTATION,
         },
     }
     if extractor.classify is not None:
-        protocol["class_coverage"] = {"classes": extractor.n_classes, "max_entropy": float(np.log(extractor.n_classes))}
+        protocol["class_coverage"] = {
+            "classes": extractor.n_classes,
+            "max_entropy": float(np.log(extractor.n_classes)),
+            "implementation": COVERAGE_IMPLEMENTATION,
+        }
     return protocol
+
+
+def scored_files() -> dict:
+    """The sha256 of the checkpoint and density this run scores (``eae.evaluation.results``:
+    ``Results.provenance_problem`` compares them with the files a reader shows)."""
+    return {"checkpoint_sha256": sha256_file(CHECKPOINT), "density_sha256": sha256_file(DENSITY)}
 
 
 def load_real_features() -> np.ndarray:
@@ -140,16 +180,25 @@ def main() -> None:
     extractor = load_extractor(p, device)
     real_features = load_real_features()
     scores = Scores(extractor, load_statistics(TEST_STATS), real_features, p.seed)
-    model = model_from_checkpoint(load_checkpoint(CHECKPOINT)).to(device)
+    ckpt = load_checkpoint(CHECKPOINT)
+    samplers = load_samplers(DENSITY)
+    scored = scored_files()  # of the files just loaded and checked
+    model = model_from_checkpoint(ckpt).to(device)
     test = torch.from_numpy(read_split(PREPARED, "test").images)
 
     scores.add(RECONSTRUCTION, reconstruction_batches(model, test, p.eval.batch_size), len(test))
-    for name, density in load_samplers(DENSITY).items():
-        generator = Generator(density, model.decoder).to(device)
+    temperature = load_temperature(DENSITY)  # the generator export ships (beyond the paper; 1 = none)
+    for name, density in samplers.items():
+        generator = Generator(density, model.decoder, temperature).to(device)
         scores.add(name, generated_batches(generator, p.eval.n_samples, p.eval.batch_size, p.seed), p.eval.n_samples)
 
-    write_json(FID, scores.results(protocol_of(p, extractor, real_features)).to_dict())
-    log.info("wrote %s", FID)
+    protocol = protocol_of(p, extractor, real_features, scored)
+    if temperature != 1.0:
+        protocol["sampling_temperature"] = temperature
+    results = scores.results(protocol)
+    write_json(FID, results.to_dict())
+    write_json(SCORES, results.per_column())
+    log.info("wrote %s and %s", FID, SCORES)
 
 
 if __name__ == "__main__":

@@ -1,27 +1,32 @@
 """Stage export: sampler + decoder -> models/generator.onnx; decoder alone -> models/decoder.onnx;
-the generator in torch-fidelity's contract -> models/generator_z.onnx; the model card
+the generator in torch-fidelity's contract -> models/generator_z.onnx; fixed inputs and the images they give,
+for checking ports to other runtimes -> models/test_vectors.json (``export.test_vectors`` draws); the model card
 models/generator.json (shapes, objective and training params, the FIDs from evaluate, sha256s)
 and, rendered from the same card, models/README.md (Hugging Face model-card format).
 
 The outputs are written as one set (``eae.io.atomic_files``): a failed or killed export leaves the
 previous set untouched, never a new generator beside an old card. A density with NaN or infinite
-parameters, or one that does not fit the model, is refused before anything is exported.
+parameters, one that does not fit the model, or an implausible one (``check_density``) is refused
+before anything is exported, and so are scores (reports/fid.json) of another checkpoint or density.
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import torch
 
 from eae.errors import EAEError
-from eae.export.card import card_path, make_card
-from eae.export.onnx import export_onnx, export_z_onnx, image_metadata
+from eae.evaluation.results import read_results
+from eae.export.card import card_path, make_card, sha256_file
+from eae.export.onnx import check_not_saturated, export_onnx, export_z_onnx, image_metadata
 from eae.export.readme import render_model_card
+from eae.export.vectors import make_test_vectors
 from eae.io import atomic_files, read_json, write_json
-from eae.sampling.density import TWO_STAGE, Mixture, load_samplers
+from eae.sampling.density import FLOW, FlowDensity, Mixture, check_plausible, load_samplers, load_temperature
 from eae.sampling.generator import Generator
-from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
+from eae.training.checkpoint import load_checkpoint, model_from_checkpoint, require
 from pipelines._stage import (
     CHECKPOINT,
     DECODER_ONNX,
@@ -30,41 +35,78 @@ from pipelines._stage import (
     GENERATOR_ONNX,
     GENERATOR_Z_ONNX,
     MODEL_README,
+    TEST_VECTORS,
     log,
     run,
 )
 from pipelines.config import load_params
 
-U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component"
-U_UNUSED = "u float32 [N] is accepted and not used (the second-stage sampler has no components)"
+U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component (for the flow: of its base)"
+U_UNUSED = "u float32 [N] is accepted and not used (the {} sampler has no components)"
+
+
+def check_density(name: str, density, ckpt: dict, samplers: dict) -> None:
+    """A fitted mixture must be plausible for the codes it was fitted to
+    (``eae.sampling.density.check_plausible``): the training codes' statistics the checkpoint records,
+    or, for a checkpoint written before it recorded them, the MVG of the same file (the codes' mean and
+    covariance). The isotropic prior is not fitted, the second stage not a mixture."""
+    if not isinstance(density, Mixture) or name == "isotropic":
+        return
+    stats = ckpt.get("code_stats")
+    if isinstance(stats, dict):
+        mean, std = stats.get("mean"), stats.get("std")
+    elif isinstance(samplers.get("mvg"), Mixture):
+        mvg = samplers["mvg"]
+        mean, std = mvg.means[0], np.sqrt(np.clip(np.diagonal(mvg.covariances[0]), 0, None))
+    else:
+        return
+    check_plausible(density, mean, std, f"{DENSITY} ({name})")
+
+
+def check_scores(path: str = FID) -> None:
+    """The scores the card will carry must be those of this checkpoint and density."""
+    problem = read_results(path).provenance_problem(sha256_file(CHECKPOINT), sha256_file(DENSITY))
+    if problem:
+        raise EAEError(f"{path}: {problem}: run the evaluate stage first (dvc repro evaluate)")
 
 
 def main() -> None:
     p = load_params()
     ckpt = load_checkpoint(CHECKPOINT)
+    require(ckpt, "dataset", "data_hash", "params.seed", "params.model", "params.train", "metrics")
     model = model_from_checkpoint(ckpt)
     samplers = load_samplers(DENSITY)
+    check_scores()
     if p.export.sampler not in samplers:
         raise EAEError(
             f"export.sampler {p.export.sampler!r}: {DENSITY} has no such sampler (has {', '.join(samplers)})"
         )
     density = samplers[p.export.sampler]
+    temperature = load_temperature(DENSITY)
     d = model.arch.latent_dim
-    if isinstance(density, Mixture) and density.dim != d:
+    if density.dim != d:
         raise EAEError(
-            f"{DENSITY} ({p.export.sampler}) has {density.dim}-dimensional means but {CHECKPOINT} has "
+            f"{DENSITY} ({p.export.sampler}) samples {density.dim}-dimensional codes but {CHECKPOINT} has "
             f"latent_dim {d}: the density was fitted to another model (rerun fit_density)"
         )
+    check_density(p.export.sampler, density, ckpt, samplers)
     try:
-        generator = Generator(density, model.decoder)
+        generator = Generator(density, model.decoder, temperature)
     except (KeyError, RuntimeError, ValueError) as exc:
         raise EAEError(
             f"{DENSITY} ({p.export.sampler}) does not fit {CHECKPOINT}: "
             f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         ) from None
+    check_not_saturated(generator, f"{DENSITY} ({p.export.sampler}) with {CHECKPOINT}")
     k = generator.noise_dim
-    n_components = len(density.weights) if isinstance(density, Mixture) else 0
-    u_meaning = U_USED if p.export.sampler != TWO_STAGE else U_UNUSED
+    n_components = (
+        len(density.weights)
+        if isinstance(density, Mixture)
+        else density.components
+        if isinstance(density, FlowDensity)
+        else 0
+    )
+    u_meaning = U_USED if n_components else U_UNUSED.format(p.export.sampler)
     objective = ckpt["objective"]
     metadata = {
         "latent_dim": d,
@@ -72,6 +114,7 @@ def main() -> None:
         "image_shape": json.dumps(list(model.arch.image_shape)),
         "sampler": p.export.sampler,
         "n_components": n_components,
+        "temperature": temperature,
         "dataset": ckpt["dataset"],
         "objective": objective["name"],
         "objective_weights": json.dumps(objective["weights"], sort_keys=True),
@@ -82,14 +125,21 @@ def main() -> None:
     }
     if objective["name"] == "eae":
         metadata["entropy_weight"] = objective["weights"]["entropy_weight"]
-    about = f"{objective['name']} generator ({p.export.sampler} sampler + decoder) trained on {ckpt['dataset']}"
+    if p.export.sampler == FLOW:
+        metadata["flow"] = json.dumps(density.config, sort_keys=True)
+    tempered = f" at temperature {temperature:g}" if temperature != 1.0 else ""
+    about = (
+        f"{objective['name']} generator ({p.export.sampler} sampler{tempered} + decoder) trained on {ckpt['dataset']}"
+    )
     decoder_meta = {
-        key: v for key, v in metadata.items() if key not in ("sampler", "n_components", "inputs", "noise_dim")
+        key: v
+        for key, v in metadata.items()
+        if key not in ("sampler", "n_components", "temperature", "flow", "inputs", "noise_dim")
     }
     decoder_meta["inputs"] = "latent float32 [N, latent_dim]"
     # Every output joins this set; it replaces the previous export only when all of it is written.
-    outputs = [GENERATOR_ONNX, DECODER_ONNX, GENERATOR_Z_ONNX, card_path(GENERATOR_ONNX), MODEL_README]
-    with atomic_files(outputs) as (generator_onnx, decoder_onnx, z_onnx, card_file, readme):
+    outputs = [GENERATOR_ONNX, DECODER_ONNX, GENERATOR_Z_ONNX, card_path(GENERATOR_ONNX), MODEL_README, TEST_VECTORS]
+    with atomic_files(outputs) as (generator_onnx, decoder_onnx, z_onnx, card_file, readme, vectors):
         diff = export_onnx(
             generator,
             (torch.randn(2, k), torch.rand(2)),
@@ -119,22 +169,36 @@ def main() -> None:
             k + 1,
             diff,
         )
-        card = write_card(p, ckpt, model, generator_onnx, decoder_onnx, z_onnx, card_file, k, n_components, u_meaning)
+        write_json(vectors, make_test_vectors(generator_onnx, p.export.test_vectors, p.seed))
+        card = write_card(
+            p, ckpt, model, generator_onnx, decoder_onnx, z_onnx, card_file, k, n_components, u_meaning, temperature
+        )
         readme.write_text(render_model_card(card))
     log.info(
-        "wrote %s (sha256 %s, %.1f kB), %s, %s, %s and the model card %s",
+        "wrote %s (sha256 %s, %.1f kB), %s, %s, %s, %s and the model card %s",
         GENERATOR_ONNX,
         card["sha256"][:12],
         card["bytes"] / 1024,
         DECODER_ONNX,
         GENERATOR_Z_ONNX,
+        TEST_VECTORS,
         card_path(GENERATOR_ONNX),
         MODEL_README,
     )
 
 
 def write_card(
-    p, ckpt: dict, model, generator_onnx, decoder_onnx, z_onnx, card_file, k: int, n_components: int, u_meaning: str
+    p,
+    ckpt: dict,
+    model,
+    generator_onnx,
+    decoder_onnx,
+    z_onnx,
+    card_file,
+    k: int,
+    n_components: int,
+    u_meaning: str,
+    temperature: float = 1.0,
 ) -> dict:
     """The model card of the staged generator and decoder (named as their final files)."""
     objective = ckpt["objective"]
@@ -162,6 +226,7 @@ def write_card(
         evaluation=read_json(FID),
         u_meaning=u_meaning,
         z_path=z_onnx,
+        temperature=temperature,
     )
     write_json(card_file, card)
     return card

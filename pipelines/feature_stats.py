@@ -48,7 +48,12 @@ def fit_classifier(p: Params, device: torch.device, out_path) -> tuple[Classifie
             "extractor needs a labelled dataset (use eval.feature_extractor: inception)"
         )
     n_classes = int(max(train.labels.max(), test.labels.max())) + 1
-    arch = ClassifierConfig(tuple(manifest["image_shape"]), n_classes=n_classes, feature_dim=p.classifier.feature_dim)
+    arch = ClassifierConfig(
+        tuple(manifest["image_shape"]),
+        n_classes=n_classes,
+        channels=tuple(p.classifier.channels),
+        feature_dim=p.classifier.feature_dim,
+    )
     model = Classifier(arch).to(device)
     to = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
     with tqdm(total=p.classifier.epochs, desc="classifier", unit="epoch") as bar:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from eae.data.prepare import write_prepared
 from eae.data.sources import load_source
 from eae.io import atomic_dir
-from pipelines._stage import PREPARED, log, run
+from pipelines._stage import FETCHED, PREPARED, log, run
 from pipelines.config import load_params
 
 
@@ -22,6 +22,7 @@ def main() -> None:
         download=d.download,
         crop=d.crop,
         split_file=d.split_file,
+        npm_dir=FETCHED,
     )
     with atomic_dir(PREPARED) as tmp:
         manifest = write_prepared(tmp, splits, d.source, d.shard_size, workers=d.workers, on_bad_image=d.on_bad_image)

@@ -25,10 +25,11 @@ import torch
 from dvclive import Live
 from tqdm import tqdm
 
-from eae.data.prepared import read_manifest, read_split
+from eae.data.prepared import read_manifest, read_split, seeded_split
+from eae.errors import EAEError
 from eae.images import image_grid
 from eae.io import atomic_dir, write_json
-from eae.models.inference import reconstruction_mse
+from eae.models.inference import encode, reconstruction_error, reconstruction_mse
 from eae.models.networks import ArchConfig
 from eae.models.objectives.base import Objective
 from eae.models.objectives.registry import build_objective
@@ -38,7 +39,7 @@ from eae.training.loop import train_epoch
 from eae.training.resume import fingerprint, load_state, restore, save_state
 from eae.training.seed import seed_everything
 from pipelines._stage import CHECKPOINT, DVCLIVE, PREPARED, TRAIN_METRICS, log, run
-from pipelines.config import ConfigError, Params, load_params
+from pipelines.config import ConfigError, Params, TrainParams, load_params
 from pipelines.launch import LAUNCH_KEYS, broadcast, launch, needs_launcher, record_errors, worker
 
 # Scratch space inside the workspace, ignored by git and DVC; removed when training completes.
@@ -159,23 +160,24 @@ def train(p: Params) -> None:
     with worker(t) as (shard, device):
         lead = shard.rank == 0  # writes every output
         manifest = read_manifest(PREPARED)
-        images, on_device = place_data(read_split(PREPARED, "train").images, device, t.max_device_data_gb)
+        train_images, val_images = training_and_validation(p)
+        images, on_device = place_data(train_images, device, t.max_device_data_gb)
         if len(images) < t.batch_size:
             raise ConfigError(f"train.batch_size {t.batch_size} exceeds the {len(images)} training images")
         model = build_model(p, manifest, device, shard)
-        series = (*model.series, "lr")
+        series = (*model.series, "lr", *(("val_recon",) if val_images is not None else ()))
         optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
+        scheduler = lr_scheduler(t, optimizer)
         shuffle = torch.Generator().manual_seed(p.seed)
         noise = torch.randn(64, model.arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
         key = resume_key(p, model, manifest)
 
         history: dict[str, list[float]] = {s: [] for s in series}
-        first_epoch = 0
+        first_epoch, best = 0, None
         state = saved_state(p, key, shard)
         if state is not None:
             restore(state, model, optimizer, scheduler, shuffle)
-            history, first_epoch = state["history"], state["epoch"]
+            history, first_epoch, best = state["history"], state["epoch"], state.get("best")
             log.info("resuming from %s after epoch %d", RESUME_STATE, first_epoch)
 
         cuda_ids = [device.index] if device.type == "cuda" else None
@@ -206,40 +208,102 @@ def train(p: Params) -> None:
             for epoch in range(first_epoch, last_epoch):
                 model.start_epoch(epoch)  # every rank: schedules of the objective's weights
                 lr = optimizer.param_groups[0]["lr"]
-                stats = train_epoch(
-                    model,
-                    optimizer,
-                    images,
-                    t.batch_size,
-                    generator=shuffle,
-                    progress=bar,
-                    device=None if on_device else device,
-                    amp_dtype=amp,
-                    channels_last=t.channels_last,
-                    loss_fn=loss_fn,
-                    shard=shard,
-                    max_steps=min(steps, total - epoch * steps),
-                )
-                scheduler.step()
+                try:
+                    stats = train_epoch(
+                        model,
+                        optimizer,
+                        images,
+                        t.batch_size,
+                        generator=shuffle,
+                        progress=bar,
+                        device=None if on_device else device,
+                        amp_dtype=amp,
+                        channels_last=t.channels_last,
+                        loss_fn=loss_fn,
+                        shard=shard,
+                        max_steps=min(steps, total - epoch * steps),
+                    )
+                except FloatingPointError as exc:  # NaN weights are never written: no checkpoint, no resume state
+                    raise EAEError(
+                        f"epoch {epoch + 1}: {exc}; nothing was written (lower train.lr or the objective's weights)"
+                    ) from None
                 stats["lr"] = lr
+                if val_images is not None:  # rank 0's number on every rank: the same lr and selection everywhere
+                    stats["val_recon"] = broadcast(reconstruction_error(model, val_images) if lead else None, shard)
+                    if t.select == "best_val" and (best is None or stats["val_recon"] < best["val"]):
+                        best = {"epoch": epoch + 1, "val": stats["val_recon"], "state": snapshot(model)}
+                scheduler.step(*((stats["val_recon"],) if t.lr_schedule == "plateau" else ()))
                 for s in series:
                     history[s].append(stats[s])
-                bar.set_postfix(epoch=epoch + 1, **{s: f"{stats[s]:.3f}" for s in model.series[1:]})
+                bar.set_postfix(epoch=epoch + 1, **{s: f"{stats[s]:.3f}" for s in series[1:] if s != "lr"})
                 recorder.epoch(
-                    epoch + 1, stats, model, history, optimizer=optimizer, scheduler=scheduler, shuffle=shuffle
+                    epoch + 1,
+                    stats,
+                    model,
+                    history,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    shuffle=shuffle,
+                    best=best,
                 )
+            if best is not None:  # train.select: best_val
+                model.load_state_dict(best["state"])
+                log.info("selected epoch %d (validation reconstruction %.4f)", best["epoch"], best["val"])
             if lead:  # inside the dvclive swap: the curves change only together with the checkpoint
-                write_outputs(p, model, manifest, history, first_epoch, total, time.perf_counter() - start)
+                write_outputs(
+                    p, model, manifest, history, first_epoch, total, time.perf_counter() - start, best, images
+                )
+
+
+def code_statistics(model: Objective, images: torch.Tensor) -> dict:
+    """The eval-mode codes of the training images (what fit_density fits its densities to): per-dimension
+    mean and standard deviation, and their count. Export checks a density against them
+    (``eae.sampling.density.check_plausible``)."""
+    codes = encode(model, images).double()
+    return {"mean": codes.mean(0).tolist(), "std": codes.std(0, correction=0).tolist(), "n": len(codes)}
+
+
+def training_and_validation(p: Params) -> tuple[np.ndarray, np.ndarray | None]:
+    """The prepared training split, less ``train.val_fraction`` of it held out for validation (a seeded
+    split by ``data.split_seed``, fixed when the training seed varies)."""
+    images = read_split(PREPARED, "train").images
+    if not p.train.val_fraction:
+        return images, None
+    fit, held_out = seeded_split(len(images), p.train.val_fraction, p.data.split_seed)
+    log.info("validation: %d of the %d training images held out", len(held_out), len(images))
+    return images[fit], torch.from_numpy(images[held_out])
+
+
+def lr_scheduler(t: TrainParams, optimizer: torch.optim.Optimizer):
+    """ExponentialLR(lr_decay), or ReduceLROnPlateau on the validation reconstruction."""
+    if t.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=t.lr_plateau_factor, patience=t.lr_plateau_patience
+        )
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
+
+
+def snapshot(model: Objective) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def write_outputs(
-    p: Params, model: Objective, manifest: dict, history: dict, first_epoch: int, steps: int, seconds: float
+    p: Params,
+    model: Objective,
+    manifest: dict,
+    history: dict,
+    first_epoch: int,
+    steps: int,
+    seconds: float,
+    best: dict | None = None,
+    train_images: torch.Tensor | None = None,
 ) -> None:
-    """The stage's outputs (rank 0 only): checkpoint, metrics; the resume state is then obsolete."""
+    """The stage's outputs (rank 0 only): checkpoint (with the training codes' statistics when
+    ``train_images`` are given), metrics; the resume state is then obsolete."""
     test = torch.from_numpy(read_split(PREPARED, "test").images)
     shape = model.arch.image_shape
     test_mse = reconstruction_mse(model, test)
-    final = {s: history[s][-1] for s in model.series}
+    final = {s: history[s][-1] for s in model.series}  # the last epoch's (selected weights: see selected_epoch)
     metrics = {
         **{f"final_{s}": v for s, v in final.items()},
         "train_mse_per_pixel": final["recon"] / (shape[0] * shape[1] * shape[2]),
@@ -248,13 +312,18 @@ def write_outputs(
         "steps": steps,
         "train_seconds": round(seconds, 2),
         "resumed_from_epoch": first_epoch,
+        **({"selected_epoch": best["epoch"], "best_val_recon": best["val"]} if best is not None else {}),
     }
     save_checkpoint(
         CHECKPOINT,
         model,
         params=p.model_dump(),
         metrics={**metrics, "history": history},
-        extra={"dataset": manifest["source"], "data_hash": manifest["content_hash"]},
+        extra={
+            "dataset": manifest["source"],
+            "data_hash": manifest["content_hash"],
+            **({"code_stats": code_statistics(model, train_images)} if train_images is not None else {}),
+        },
     )
     write_json(TRAIN_METRICS, metrics)
     Path(RESUME_STATE).unlink(missing_ok=True)

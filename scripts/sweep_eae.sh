@@ -3,6 +3,7 @@
 # trained with 3 seeds as queued DVC experiments (python -m pipelines.orchestration.table1 --prefix ...) and
 # summarised in reports/sweeps/<name>.json; compare them with the Table 1 baselines (make table1).
 #   bash scripts/sweep_eae.sh [NAME ...]        # default: every setting below
+#   SEEDS=5 OBJECTIVES=eae,ae,rae_l2 bash scripts/sweep_eae.sh rae_protocol   # baselines under the same setting
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-3}
@@ -20,13 +21,17 @@ declare -A SETTINGS=(
   [long]="train.epochs=150 train.lr_decay=0.98"
   [sn]="objectives.eae.spectral_norm=true"
   [l2]="objectives.eae.decoder_l2=2.56e-05"
+  [q300]="objectives.eae.entropy_queue=300"
+  [q1000]="objectives.eae.entropy_queue=1000"
+  [rae_protocol]="train.epochs=150 train.val_fraction=0.1 train.lr_schedule=plateau train.select=best_val"
+  [batch500]="train.batch_size=500"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(paper k3 k10 b005 b05 warmup cooldown bic d16 batch200 long sn l2)
+[ ${#names[@]} -gt 0 ] || names=("${!SETTINGS[@]}")
 mkdir -p reports/sweeps
 for name in "${names[@]}"; do
   sets=()
   for kv in ${SETTINGS[$name]}; do sets+=(--set "$kv"); done
-  python -m pipelines.orchestration.table1 --objectives eae --seeds "$SEEDS" --prefix "sw-$name" \
+  python -m pipelines.orchestration.table1 --objectives "${OBJECTIVES:-eae}" --seeds "$SEEDS" --prefix "sw-$name" \
     --output "reports/sweeps/$name.json" --no-report "${sets[@]}"
 done

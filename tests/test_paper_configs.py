@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from eae.evaluation.inception import FID_WEIGHTS_FILENAME
+from eae.evaluation.results import read_results
 from tests.helpers.datasets import cifar_batch, idx_bytes, jpeg_bytes
 from tests.helpers.inception import random_fid_inception_state
 from tests.helpers.repos import make_tiny_repo, repo_env, sh
@@ -94,9 +95,10 @@ def test_paper_config_reproduces_on_its_fixture(name, tmp_path, torch_home):
         assert manifest["splits"]["train"]["count"] == 19 and manifest["bad_images"]["count"] == 1
         assert set(manifest["splits"]) == {"train", "valid", "test"}
     if whole:
-        fid = json.loads((repo / "reports/fid.json").read_text())
-        assert fid["feature_extractor"] == "inception" and fid["inception_dims"] == 64
-        assert all(np.isfinite(fid[k]) for k in ("isotropic", "mvg", "gmm", "reconstruction"))
+        results = read_results(repo / "reports/fid.json")
+        assert results.feature_extractor == "inception" and results.protocol["inception_dims"] == 64
+        assert set(results.metrics["fd"]) == {"isotropic", "mvg", "gmm", "reconstruction"}
+        assert all(np.isfinite(v) for v in results.metrics["fd"].values())
         assert (repo / "reports/index.html").stat().st_size > 0
         card = json.loads((repo / "models/generator.json").read_text())
         assert card["image_shape"] == shape and card["dataset"] == name

@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 import yaml
 
+from eae.evaluation.results import parse_results, read_results
 from eae.export.readme import read_front_matter
 from tests.helpers.browser import WIDTH, check_page, require_chromium, screenshot
 from tests.helpers.repos import repo_env, reproduced_tiny_repo, sh
@@ -25,10 +26,11 @@ def test_repro_writes_every_output(reproduced):
     manifest = json.loads((dst / "data/prepared/manifest.json").read_text())
     assert manifest["image_shape"] == [1, 16, 16]
     assert manifest["splits"]["train"]["count"] + manifest["splits"]["test"]["count"] == 1797
-    fid = json.loads((dst / "reports/fid.json").read_text())
-    assert {"isotropic", "mvg", "gmm", "reconstruction", "feature_extractor", "n_samples"} <= set(fid)
-    assert fid["n_samples"] == 300 and fid["feature_extractor"] == "classifier"
-    assert all(np.isfinite(fid[k]) and fid[k] >= 0 for k in ("isotropic", "mvg", "gmm", "reconstruction"))
+    results = read_results(dst / "reports/fid.json")
+    fd = results.metrics["fd"]
+    assert set(fd) == {"isotropic", "mvg", "gmm", "reconstruction"} and set(results.metrics) >= {"kid", "precision"}
+    assert results.protocol["n_generated"] == 300 and results.feature_extractor == "classifier"
+    assert all(np.isfinite(v) and v >= 0 for v in fd.values())
     train = json.loads((dst / "reports/train_metrics.json").read_text())
     assert train["epochs"] == 2
     assert (dst / "dvclive/plots/metrics/train/entropy.tsv").read_text().count("\n") == 3  # header + 2 epochs
@@ -50,7 +52,7 @@ def test_repro_writes_every_output(reproduced):
     assert z_session.run(None, {"z": z})[0].shape == (3, 3, 16, 16)
     card = read_front_matter((dst / "models/README.md").read_text())
     metrics = {m["type"]: m["value"] for m in card["model-index"][0]["results"][0]["metrics"]}
-    assert metrics["frechet_distance_classifier"] == round(fid["gmm"], 6)  # and KID, precision, recall of gmm
+    assert metrics["frechet_distance_classifier"] == round(fd["gmm"], 6)  # and KID, precision, recall of gmm
     assert len(metrics) > 1 and all(np.isfinite(v) for v in metrics.values())
     assert "models" in (dst / "models/.gitignore").read_text() or "/eae.pt" in (dst / "models/.gitignore").read_text()
 
@@ -98,12 +100,12 @@ def test_experiment_with_another_entropy_weight(reproduced):
 
     def fid_of(entry):
         data = entry.get("data") or {}
-        return data.get("metrics", {}).get("reports/fid.json", {}).get("data", {})
+        return parse_results(data.get("metrics", {}).get("reports/fid.json", {}).get("data", {}))
 
     head = next(row for row in rows if row.get("experiments"))  # the committed baseline and its experiments
     baseline = fid_of(head)
     experiment = [fid_of(e) for exp in head["experiments"] for e in exp.get("revs", []) if e.get("name") == "beta05"][0]
-    assert baseline and experiment and baseline["gmm"] != experiment["gmm"]
+    assert baseline.value("fd", "gmm") is not None and baseline.value("fd", "gmm") != experiment.value("fd", "gmm")
     # `dvc exp show` works inside the running experiment's report stage: it lists beta05 and both betas.
     html = (dst / "reports/index.html").read_text()
     assert "beta05" in html and "FID against entropy_weight" in html
@@ -146,8 +148,8 @@ def test_another_objective_as_a_temp_experiment(reproduced):
         for e in x.get("revs", [])
         if e.get("name") == "temp-2svae"
     ][0]
-    fid = exp["data"]["metrics"]["reports/fid.json"]["data"]
+    fid = parse_results(exp["data"]["metrics"]["reports/fid.json"]["data"])
     assert (
-        np.isfinite(fid["two_stage"])
+        np.isfinite(fid.value("fd", "two_stage"))
         and exp["data"]["params"]["params.yaml"]["data"]["model"]["objective"] == "two_stage_vae"
     )

@@ -20,7 +20,7 @@ from eae.data.batches import batches, to_float
 class ClassifierConfig:
     image_shape: tuple[int, int, int]
     n_classes: int = 10
-    channels: tuple[int, int] = (16, 32)
+    channels: tuple[int, ...] = (16, 32)  # one conv-BN-ReLU-maxpool(2) block each
     feature_dim: int = 32
 
     def to_dict(self) -> dict:
@@ -32,7 +32,8 @@ class ClassifierConfig:
 
 
 class Classifier(nn.Module):
-    """conv-BN-ReLU-pool x2 -> global average pool -> linear(feature_dim) -> ReLU -> linear(classes)."""
+    """(conv-BN-ReLU-pool) per entry of ``channels`` -> global average pool -> linear(feature_dim) -> ReLU ->
+    linear(classes)."""
 
     def __init__(self, arch: ClassifierConfig):
         super().__init__()

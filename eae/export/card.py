@@ -94,10 +94,13 @@ def make_card(
     noise_dim: int | None = None,
     u_meaning: str | None = None,
     z_path: str | Path | None = None,
+    temperature: float = 1.0,
 ) -> dict:
     """The card for an exported generator (call after the .onnx files are final). ``noise_dim``:
     columns of ``noise`` when they differ from latent_dim (the two-stage sampler's own latent size).
-    ``z_path``: the same generator in torch-fidelity's contract (``eae.sampling.generator.ZGenerator``)."""
+    ``z_path``: the same generator in torch-fidelity's contract (``eae.sampling.generator.ZGenerator``).
+    ``temperature``: the sampling temperature tau inside the graph (beyond the paper; 1 = none): the
+    inputs stay N(0, I), the sampler uses tau x noise."""
     onnx_path, decoder_path = Path(onnx_path), Path(decoder_path)
     c, h, w = image_shape
     card = {
@@ -131,6 +134,7 @@ def make_card(
         "randomness": RANDOMNESS,
         "sampler": sampler,
         "n_components": n_components,
+        "temperature": temperature,
         "latent_dim": latent_dim,
         "noise_dim": noise_dim or latent_dim,
         "image_shape": list(image_shape),

@@ -2,6 +2,8 @@
 
     python -m eae.export.runtime sample models/generator.onnx -n 64 --seed 0 -o samples.png [--npy out.npy]
     python -m eae.export.runtime info models/generator.onnx
+    eae-sample models/generator.onnx -n 64 -o samples.png      # the same two, as installed console scripts
+    eae-info models/generator.onnx
 
     from eae.export.runtime import Generator
     gen = Generator("models/generator.onnx")                 # CPU; device="cuda" to run there
@@ -10,8 +12,9 @@
 
 Input contract of generator.onnx: ``noise`` float32 [N, noise_dim] ~ N(0, I) (noise_dim is
 the latent size, or the two-stage sampler's own latent size) and ``u`` float32 [N] ~ U[0, 1)
-(picks the mixture component; unused by the two-stage sampler); output ``images`` float32
-[N, C, H, W] in [0, 1]. ``sample(n, seed)`` draws them with ``draw_inputs``, so the
+(picks the mixture component; unused by the flow and two-stage samplers); output ``images`` float32
+[N, C, H, W] in [0, 1]. A sampling temperature, when the export has one, is inside the graph (the card's
+``temperature``): the inputs stay N(0, I) and U[0, 1). ``sample(n, seed)`` draws them with ``draw_inputs``, so the
 same seed gives the same images on any machine.
 """
 
@@ -343,7 +346,7 @@ def write_npy_stream(path: str | Path, chunks: Iterator[np.ndarray], n: int, ima
     atomically; memory stays flat in n. Refuses up front when the file cannot fit on the disk."""
     import shutil
 
-    from eae.io import atomic_path
+    from eae.io import atomic_path, human_bytes
 
     path = Path(path)
     nbytes = n * int(np.prod(image_shape))
@@ -352,7 +355,9 @@ def write_npy_stream(path: str | Path, chunks: Iterator[np.ndarray], n: int, ima
         folder = folder.parent
     free = shutil.disk_usage(folder).free
     if nbytes > free:
-        raise EAEError(f"--npy {path}: {n:,} images need {nbytes / 1e9:.2f} GB, only {free / 1e9:.2f} GB free")
+        raise EAEError(
+            f"--npy {path}: {n:,} images need {human_bytes(nbytes)}, only {human_bytes(free)} free on {folder}"
+        )
     header = {
         "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
         "fortran_order": False,
@@ -368,27 +373,40 @@ def write_npy_stream(path: str | Path, chunks: Iterator[np.ndarray], n: int, ima
             raise EAEError(f"--npy {path}: got {written} images, expected {n}")
 
 
-def save_grid_png(images_nhwc: np.ndarray, path: str | Path, ncol: int | None = None) -> None:
-    """Tile uint8 NHWC images into one PNG (written atomically)."""
+def grid_png(images_nhwc: np.ndarray, ncol: int | None = None) -> bytes:
+    """Tile uint8 NHWC images into one PNG (ncol: images per row, default the ceiling of sqrt(n))."""
+    import io
+
     from PIL import Image
 
     from eae.images import image_grid
-    from eae.io import atomic_path
 
     n = len(images_nhwc)
     ncol = ncol or int(np.ceil(np.sqrt(n)))
     grid = image_grid(images_nhwc.transpose(0, 3, 1, 2), ncol=ncol)
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_grid_png(images_nhwc: np.ndarray, path: str | Path, ncol: int | None = None) -> None:
+    """``grid_png`` written to ``path`` atomically."""
+    from eae.io import atomic_path
+
+    data = grid_png(images_nhwc, ncol)
     with atomic_path(path) as tmp:
-        Image.fromarray(grid).save(tmp, format="PNG")
+        Path(tmp).write_bytes(data)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, script: str | None = None) -> int:
+    """``python -m eae.export.runtime {sample,info} ...``; ``script``: the console script that runs one command
+    (its name is the usage line's program)."""
     ap = argparse.ArgumentParser(
         prog="python -m eae.export.runtime", description="Run the EAE ONNX generator (no torch)."
     )
     sub = ap.add_subparsers(dest="command", required=True)
     for name in ("sample", "info"):
-        p = sub.add_parser(name)
+        p = sub.add_parser(name, prog=script)
         p.add_argument("model", help="generator.onnx")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
         p.add_argument("--no-verify", action="store_true", help="skip the sha256 check against the model card")
@@ -442,9 +460,21 @@ def main(argv: list[str] | None = None) -> int:
     except EAEError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:  # names the file and the reason (a bare errno line named neither)
+        from eae.io import os_error_message
+
+        print(f"error: {os_error_message(exc, action='cannot use')}", file=sys.stderr)
         return 2
+
+
+def sample_main(argv: list[str] | None = None) -> int:
+    """Console script ``eae-sample MODEL [-n N] [--seed S] [-o grid.png] [--npy images.npy]``: ``main``'s sample."""
+    return main(["sample", *(sys.argv[1:] if argv is None else argv)], script="eae-sample")
+
+
+def info_main(argv: list[str] | None = None) -> int:
+    """Console script ``eae-info MODEL``: ``main``'s info."""
+    return main(["info", *(sys.argv[1:] if argv is None else argv)], script="eae-info")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,13 @@ def reconstruction_batches(model: nn.Module, images: torch.Tensor, batch_size: i
             yield model(x)[1]
 
 
+def reconstruction_error(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> float:
+    """Eval-mode squared error of the reconstructions of uint8 images, summed over the pixel values and
+    averaged over the images: the training loss's reconstruction term, on held-out data
+    (``reconstruction_mse`` x C H W)."""
+    return reconstruction_mse(model, images, batch_size) * images[0].numel()
+
+
 def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """All reconstructions of ``reconstruction_batches`` in one tensor."""
     return torch.cat(list(reconstruction_batches(model, images, batch_size)))

@@ -66,9 +66,11 @@ def _padding(k: int) -> int:
 
 class Encoder(nn.Module):
     """Stride-2 convs (BN, ReLU) -> flatten -> linear to ``out_features`` (default: the latent size;
-    a VAE asks for 2 x latent_dim: means and log-variances)."""
+    a VAE asks for 2 x latent_dim: means and log-variances). ``bias=False`` when a BatchNorm follows
+    the linear layer (the EAE's code): its subtraction of the batch mean makes a bias a parameter
+    without a gradient, which Adam would still move by ~lr per step on float noise."""
 
-    def __init__(self, arch: ArchConfig, out_features: int | None = None):
+    def __init__(self, arch: ArchConfig, out_features: int | None = None, bias: bool = True):
         super().__init__()
         c, h, _ = arch.image_shape
         layers: list[nn.Module] = []
@@ -80,7 +82,7 @@ class Encoder(nn.Module):
             ]
             c, h = out, h // 2
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(c * h * h, out_features or arch.latent_dim)
+        self.fc = nn.Linear(c * h * h, out_features or arch.latent_dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x).flatten(1))

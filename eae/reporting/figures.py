@@ -19,6 +19,7 @@ COLORS = {
     "isotropic": "#1f77b4",
     "mvg": "#ff7f0e",
     "gmm": "#2ca02c",
+    "flow": "#d62728",
     "two_stage": "#9467bd",
     "reconstruction": "#7f7f7f",
 }

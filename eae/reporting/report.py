@@ -19,7 +19,7 @@ from eae.evaluation.results import COLUMNS, LABELS, METRICS, RECONSTRUCTION, Res
 from eae.images import image_grid, png_data_uri
 from eae.reporting.figures import training_curves  # noqa: F401  (re-exported: part of this module's API)
 from eae.reporting.paper import PAPER_N_SAMPLES, display_name, paper_row
-from eae.sampling.density import ALL_SAMPLERS, SAMPLERS
+from eae.sampling.density import ALL_SAMPLERS, SAMPLERS, TWO_STAGE
 
 FID_ROWS = (*SAMPLERS, RECONSTRUCTION)
 PIXELATED_BELOW = 48  # images narrower than this are shown upscaled with crisp (nearest-neighbour) pixels
@@ -137,12 +137,12 @@ def param_groups(params: dict) -> list[tuple[str, list[tuple[str, object]]]]:
 
 
 def fid_rows(results: Results | None, objective: str = "eae") -> tuple[str, ...]:
-    """The rows of the FID table: the mixture samplers, the two-stage sampler when the run has one
-    (or its objective is the two-stage VAE), then reconstruction."""
+    """The rows of the FID table: the mixture samplers, the flow and the two-stage sampler when the run
+    has them (the two-stage sampler also whenever the objective is the two-stage VAE), then reconstruction."""
     extra = tuple(
         s
         for s in ALL_SAMPLERS[len(SAMPLERS) :]
-        if objective == "two_stage_vae" or (results and results.value("fd", s) is not None)
+        if (s == TWO_STAGE and objective == "two_stage_vae") or (results and results.value("fd", s) is not None)
     )
     return (*SAMPLERS, *extra, RECONSTRUCTION)
 
@@ -541,6 +541,7 @@ def report_context(
     objective: dict | None = None,
     table1: dict | None = None,
     bench: dict | None = None,
+    fid_problem: str | None = None,
 ) -> dict:
     """The template context: one builder per section of the page (figures rendered and embedded).
 
@@ -560,14 +561,20 @@ def report_context(
     objective: the checkpoint's {"name", "weights"} (default: the EAE).
     table1: reports/table1.json (``pipelines.orchestration.table1``), or None.
     bench: reports/bench.json (``make bench``), or None.
+    fid_problem: why ``fid`` does not belong to this run's checkpoint or density
+        (``Results.provenance_problem``): its scores are then refused (shown nowhere) and the page says why.
     """
     missing: list[str] = []
     dataset = run.get("dataset") or "unknown"
     params = run.get("params") or {}
     objective = objective or {"name": "eae", "weights": {"entropy_weight": params.get("entropy_weight")}}
-    results = parse_results(fid) if fid is not None else None
+    results = parse_results(fid) if fid is not None and fid_problem is None else None
     table = fid_table(results, dataset, objective["name"])
-    if results is None:
+    if fid_problem is not None:
+        stale = f"reports/fid.json is not this run's: {fid_problem}; its scores are not shown (dvc repro evaluate)"
+        missing.append(stale)
+        table["notes"] = [stale + "." if n.startswith("reports/fid.json is missing") else n for n in table["notes"]]
+    elif results is None:
         missing.append("reports/fid.json (Fréchet distances): run the evaluate stage")
     elif table["missing"]:
         missing.append("reports/fid.json has no value for " + ", ".join(table["missing"]))

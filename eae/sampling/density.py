@@ -1,30 +1,39 @@
 """Ex-post latent densities (the samplers' parameters), shared by evaluation and export.
 
-Every density is stored as a Gaussian mixture (weights [K], means [K, d],
-covariances [K, d, d]); isotropic N(0, I) and the full-covariance Gaussian
-("mvg") are mixtures with K = 1. The two-stage VAE adds a fourth sampler, its
-second-stage VAE (``eae.models.objectives.vae.SecondStageVAE``), stored as named arrays
-plus a JSON config. Everything lives in one .npz (no pickle):
+The mixtures are stored as Gaussian mixtures (weights [K], means [K, d], covariances [K, d, d]);
+isotropic N(0, I) and the full-covariance Gaussian ("mvg") are mixtures with K = 1, the GMM a
+maximum-likelihood or Bayesian mixture (``fit_gmm``). Two samplers are small networks, stored as named
+arrays plus a JSON config: the learned prior of any objective (beyond the paper: a RealNVP flow,
+``eae.sampling.flow``) and the two-stage VAE's second stage (``eae.models.objectives.vae.SecondStageVAE``).
+A sampling temperature tau (beyond the paper) scales every sampler's noise. Everything lives in one
+.npz (no pickle):
 
     <sampler>_weights, <sampler>_means, <sampler>_covariances     for each mixture
+    flow.config (JSON string), flow.<parameter>                    when there is a flow
     second_stage.config (JSON string), second_stage.<parameter>    when there is a second stage
+    temperature (float64 scalar)                                   when tau != 1 (absent: tau = 1)
+
+No torch here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from eae.errors import EAEError
-from eae.io import atomic_path
-from eae.sampling import ALL_SAMPLERS, SAMPLERS, TWO_STAGE
+from eae.io import atomic_path, check_regular_file
+from eae.sampling import ALL_SAMPLERS, FLOW, GMM_KINDS, SAMPLERS, TWO_STAGE, WEIGHT_PRIORS
 
-__all__ = ["ALL_SAMPLERS", "SAMPLERS", "TWO_STAGE"]  # the names, for this module's readers
+__all__ = ["ALL_SAMPLERS", "FLOW", "SAMPLERS", "TWO_STAGE"]  # the names, for this module's readers
 _SECOND = "second_stage."
+_FLOW = "flow."
+TEMPERATURE = "temperature"
 log = logging.getLogger(__name__)
 
 
@@ -58,30 +67,105 @@ def fit_mvg(latents: np.ndarray, reg: float = 1e-6) -> Mixture:
     return Mixture(np.ones(1), latents.mean(0, keepdims=True), cov[None])
 
 
-def _gaussian_mixture(latents: np.ndarray, n_components: int, seed: int, reg: float, max_iter: int):
-    from sklearn.mixture import GaussianMixture
+def _gaussian_mixture(
+    latents: np.ndarray,
+    n_components: int,
+    seed: int,
+    reg: float,
+    max_iter: int,
+    kind: str = "full",
+    n_init: int = 1,
+    weight_prior: str = "dirichlet_process",
+):
+    """A fitted scikit-learn mixture with full covariances: ``GaussianMixture`` (``kind`` full, maximum
+    likelihood by EM) or ``BayesianGaussianMixture`` (``kind`` bayesian, variational inference) with the
+    RAE reference's weight prior: concentration 1 / K, of type ``weight_prior`` (scikit-learn's default
+    dirichlet_process, which the reference code leaves in place, or a finite dirichlet_distribution).
+    ``n_init`` initialisations (k-means, seeded), the best kept."""
+    from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
     if len(latents) < n_components:
         raise EAEError(f"cannot fit a {n_components}-component GMM to {len(latents)} latents")
-    gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=reg, max_iter=max_iter, random_state=seed)
-    gmm.fit(np.asarray(latents, np.float64))
+    common = {"covariance_type": "full", "reg_covar": reg, "max_iter": max_iter, "n_init": n_init, "random_state": seed}
+    if kind == "full":
+        model = GaussianMixture(n_components, **common)
+    elif kind == "bayesian":
+        if weight_prior not in WEIGHT_PRIORS:
+            raise EAEError(f"unknown weight prior {weight_prior!r}; use {' or '.join(WEIGHT_PRIORS)}")
+        model = BayesianGaussianMixture(
+            n_components=n_components,
+            weight_concentration_prior_type=weight_prior,
+            weight_concentration_prior=1.0 / n_components,
+            **common,
+        )
+    else:
+        raise EAEError(f"unknown GMM kind {kind!r}; use {' or '.join(GMM_KINDS)}")
+    model.fit(np.asarray(latents, np.float64))
     # The fit's time is (EM iterations) x (linear in the latents): the iteration count depends on the data.
     log.info(
-        "GMM with %d component(s) on %d latents: %d EM iterations%s",
+        "%s GMM with %d component(s) on %d latents: %d EM iterations%s",
+        kind,
         n_components,
         len(latents),
-        gmm.n_iter_,
-        "" if gmm.converged_ else f" (not converged: max_iter {max_iter})",
+        model.n_iter_,
+        "" if model.converged_ else f" (not converged: max_iter {max_iter})",
     )
-    return gmm
+    return model
 
 
 def fit_gmm(
-    latents: np.ndarray, n_components: int = 10, seed: int = 0, reg: float = 1e-6, max_iter: int = 200
+    latents: np.ndarray,
+    n_components: int = 10,
+    seed: int = 0,
+    reg: float = 1e-6,
+    max_iter: int = 200,
+    *,
+    kind: str = "full",
+    n_init: int = 1,
+    weight_prior: str = "dirichlet_process",
 ) -> Mixture:
-    """scikit-learn GaussianMixture with full covariances."""
-    gmm = _gaussian_mixture(latents, n_components, seed, reg, max_iter)
+    """A Gaussian mixture with full covariances fitted by scikit-learn (``_gaussian_mixture``): its
+    weights, means and covariances (for the Bayesian kind, those of the variational posterior, which
+    scikit-learn's own ``sample`` uses too)."""
+    gmm = _gaussian_mixture(latents, n_components, seed, reg, max_iter, kind, n_init, weight_prior)
     return Mixture(gmm.weights_, gmm.means_, gmm.covariances_)
+
+
+def mixture_log_prob(m: Mixture, x: np.ndarray) -> np.ndarray:
+    """Log-density of each row of ``x`` [N, d] under the mixture, in nats:
+
+        log p(x) = logsumexp_k [ log w_k - 1/2 |L_k^-1 (x - mu_k)|^2 - sum_i log (L_k)_ii - (d/2) log(2 pi) ]
+
+    with L_k the Cholesky factor of covariance k and w normalised to sum 1 (a zero weight gives
+    log 0 = -inf for its term, which logsumexp drops)."""
+    from scipy.linalg import solve_triangular
+    from scipy.special import logsumexp
+
+    x = np.asarray(x, np.float64)
+    w = np.asarray(m.weights, np.float64)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(w / w.sum())
+    terms = np.empty((len(x), len(w)))
+    for k, (mean, chol) in enumerate(zip(np.asarray(m.means, np.float64), m.cholesky())):
+        white = solve_triangular(chol, (x - mean).T, lower=True)
+        half_log_det = np.log(np.diag(chol)).sum()
+        terms[:, k] = log_w[k] - 0.5 * (white**2).sum(0) - half_log_det - 0.5 * x.shape[1] * np.log(2 * np.pi)
+    return logsumexp(terms, axis=1)
+
+
+def n_parameters(n_components: int, dim: int) -> int:
+    """Free parameters of a full-covariance mixture: K - 1 weights, K d means, K d (d + 1) / 2 covariances."""
+    return n_components - 1 + n_components * dim + n_components * dim * (dim + 1) // 2
+
+
+def split_heldout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to fit, held-out rows) of n codes: the first round(fraction * n) rows of a seeded
+    permutation (``np.random.default_rng(seed)``) are held out, at least one, and at least one is left."""
+    if n < 2:
+        raise EAEError(f"need at least 2 codes to hold some out, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_out = min(n - 1, max(1, int(round(fraction * n))))
+    return order[n_out:], order[:n_out]
 
 
 def select_gmm(
@@ -92,76 +176,215 @@ def select_gmm(
     reg: float = 1e-6,
     max_iter: int = 200,
     heldout_fraction: float = 0.2,
+    *,
+    kind: str = "full",
+    n_init: int = 1,
+    weight_prior: str = "dirichlet_process",
 ) -> tuple[Mixture, dict]:
-    """A full-covariance GMM whose number of components K in 1..max_components is chosen by
+    """A GMM (``fit_gmm``'s ``kind``, ``n_init``, ``weight_prior``) whose number of components K in
+    1..max_components is chosen by
 
     - ``bic``: the Bayesian information criterion of the fit to all latents,
-      BIC = -2 log L + p log N, p = K - 1 + K d + K d (d + 1) / 2 free parameters (lowest wins);
+      BIC = -2 log L + p log N, p = ``n_parameters(K, d)`` (lowest wins);
     - ``heldout``: the mean log-likelihood of a seeded ``heldout_fraction`` of the latents under a
       mixture fitted to the rest (highest wins); the chosen K is then refitted to all latents.
 
+    Both score the mixture that is sampled (``mixture_log_prob`` of its weights, means and covariances),
+    for either kind. For the Bayesian kind, BIC counts all K components' parameters although the weight
+    prior may leave some nearly empty: it penalises large K harder than their effective size.
+
     Returns the mixture and {"criterion", "chosen", "scores": {K: score}}."""
     x = np.asarray(latents, np.float64)
-    ks = range(1, min(max_components, len(x)) + 1)
+    options = {"kind": kind, "n_init": n_init, "weight_prior": weight_prior}
+
+    def fitted(data: np.ndarray, k: int) -> Mixture:
+        return fit_gmm(data, k, seed, reg, max_iter, **options)
+
     if criterion == "bic":
-        scores = {k: float(_gaussian_mixture(x, k, seed, reg, max_iter).bic(x)) for k in ks}
+        ks = range(1, min(max_components, len(x)) + 1)
+        scores = {
+            k: float(-2.0 * mixture_log_prob(fitted(x, k), x).sum() + n_parameters(k, x.shape[1]) * np.log(len(x)))
+            for k in ks
+        }
         chosen = min(scores, key=scores.get)
     elif criterion == "heldout":
-        order = np.random.default_rng(seed).permutation(len(x))
-        n_out = max(1, int(round(heldout_fraction * len(x))))
-        fit_part, held = x[order[n_out:]], x[order[:n_out]]
+        fit_rows, held_rows = split_heldout(len(x), heldout_fraction, seed)
+        fit_part, held = x[fit_rows], x[held_rows]
         ks = range(1, min(max_components, len(fit_part)) + 1)
-        scores = {k: float(_gaussian_mixture(fit_part, k, seed, reg, max_iter).score(held)) for k in ks}
+        scores = {k: float(mixture_log_prob(fitted(fit_part, k), held).mean()) for k in ks}
         chosen = max(scores, key=scores.get)
     else:
         raise EAEError(f"unknown GMM selection criterion {criterion!r}; use bic or heldout")
-    return fit_gmm(x, chosen, seed, reg, max_iter), {"criterion": criterion, "chosen": chosen, "scores": scores}
+    return fitted(x, chosen), {"criterion": criterion, "chosen": chosen, "scores": scores}
 
 
 @dataclass
-class SecondStage:
-    """A second-stage sampler's parameters: ``config`` (JSON-like) and float arrays by parameter name."""
+class NetworkDensity:
+    """A sampler that is a small network: ``config`` (JSON-like) and float arrays by parameter name."""
 
     config: dict
     arrays: dict[str, np.ndarray]
 
+    def _config_dim(self, config: object) -> int:
+        dim = config.get("dim") if isinstance(config, dict) else None
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise EAEError(f"{type(self).__name__}: its config names no code dimension ('dim'): {self.config}")
+        return dim
 
-def save_densities(path: str | Path, densities: dict[str, Mixture], second_stage: SecondStage | None = None) -> None:
+
+class SecondStage(NetworkDensity):
+    """The two-stage VAE's second stage (``eae.models.objectives.vae.SecondStageVAE``)."""
+
+    @property
+    def dim(self) -> int:
+        """The dimension of the codes it samples."""
+        return self._config_dim(self.config)
+
+
+class FlowDensity(NetworkDensity):
+    """The learned prior (beyond the paper): a RealNVP flow (``eae.sampling.flow.RealNVP``); ``config``
+    holds its constructor arguments under "model" and how its fit went under "fit"."""
+
+    @property
+    def dim(self) -> int:
+        """The dimension of the codes it samples."""
+        return self._config_dim(self.config.get("model"))
+
+    @property
+    def components(self) -> int:
+        """Components of its base mixture (0: the N(0, I) base)."""
+        return int((self.config.get("model") or {}).get("components", 0))
+
+
+NETWORKS: dict[str, tuple[str, type[NetworkDensity]]] = {TWO_STAGE: (_SECOND, SecondStage), FLOW: (_FLOW, FlowDensity)}
+
+
+def save_densities(
+    path: str | Path,
+    densities: dict[str, Mixture],
+    second_stage: SecondStage | None = None,
+    flow: FlowDensity | None = None,
+    temperature: float = 1.0,
+) -> None:
+    """One .npz (no pickle) with the mixtures, the networks given and the sampling temperature (written
+    only when it is not 1, so a file of the default parameters is what it was before temperatures)."""
     arrays = {}
     for name, m in densities.items():
         arrays.update({f"{name}_weights": m.weights, f"{name}_means": m.means, f"{name}_covariances": m.covariances})
-    if second_stage is not None:
-        arrays[_SECOND + "config"] = np.array(json.dumps(second_stage.config, sort_keys=True))
-        arrays.update({_SECOND + k: np.asarray(v) for k, v in second_stage.arrays.items()})
+    for prefix, network in ((_SECOND, second_stage), (_FLOW, flow)):
+        if network is not None:
+            arrays[prefix + "config"] = np.array(json.dumps(network.config, sort_keys=True))
+            arrays.update({prefix + k: np.asarray(v) for k, v in network.arrays.items()})
+    if temperature != 1.0:
+        arrays[TEMPERATURE] = np.array(check_temperature(temperature, str(path)), np.float64)
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
 
 
+# What np.load raises for a truncated, damaged or crafted .npz (zip members, headers, array data).
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile, NotImplementedError)
+SECOND_STAGE_CONFIG = ("dim", "latent_dim", "hidden", "layers")  # positive ints, SecondStageVAE's arguments
+
+
+def read_density_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of a density file, read without pickle; one EAEError line naming the file for a missing,
+    irregular (a FIFO, a device), truncated or damaged file."""
+    path = check_regular_file(path, "density file", "run the fit_density stage first (dvc repro fit_density)")
+    try:
+        f = np.load(path, allow_pickle=False)
+        if isinstance(f, np.ndarray):
+            raise ValueError("a single .npy array, not an .npz archive of named arrays")
+        with f:
+            return {k: f[k] for k in f.files}
+    except _UNREADABLE as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise EAEError(f"corrupt density file {path}: {reason}") from None
+
+
+def _real(a: np.ndarray) -> bool:
+    """Real numbers (integers or floats; not booleans, complex numbers, strings or records)."""
+    return np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+
+
+def _check_second_stage(path: Path, config: dict, params: dict[str, np.ndarray]) -> None:
+    """The second stage's config names positive sizes and its arrays have the shapes that network has."""
+    if not isinstance(config, dict) or not all(
+        isinstance(config.get(k), int) and not isinstance(config.get(k), bool) and config[k] >= 1
+        for k in SECOND_STAGE_CONFIG
+    ):
+        raise EAEError(f"{path}: second_stage.config must give positive integers {', '.join(SECOND_STAGE_CONFIG)}")
+    from eae.models.objectives.vae import SecondStageVAE
+
+    expected = {
+        k: tuple(v.shape) for k, v in SecondStageVAE(*(config[k] for k in SECOND_STAGE_CONFIG)).state_dict().items()
+    }
+    wrong = sorted(set(expected) ^ set(params)) or [k for k in expected if tuple(params[k].shape) != expected[k]]
+    if wrong:
+        k = wrong[0]
+        have = list(params[k].shape) if k in params else "nothing"
+        need = list(expected[k]) if k in expected else "nothing"
+        raise EAEError(f"{path}: second stage parameter '{k}' is {have}, its config {config} needs {need}")
+
+
+def _load_network(path: str | Path, name: str) -> NetworkDensity | None:
+    """The network sampler ``name`` (a key of ``NETWORKS``) stored in a density file, or None; its config
+    must be a JSON object and its parameters finite real numbers (the second stage's also of the shapes its
+    config gives)."""
+    path = Path(path)
+    prefix, cls = NETWORKS[name]
+    arrays = read_density_arrays(path)
+    if prefix + "config" not in arrays:
+        return None
+    try:
+        config = json.loads(str(arrays[prefix + "config"]))
+    except ValueError as exc:
+        raise EAEError(f"{path}: {prefix}config is not JSON ({exc})") from None
+    params = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix) and k != prefix + "config"}
+    if name == TWO_STAGE:
+        _check_second_stage(path, config, params)
+    elif not isinstance(config, dict):
+        raise EAEError(f"{path}: {prefix}config must be a JSON object")
+    bad = [k for k, v in params.items() if not (_real(v) and np.isfinite(v).all())]
+    if bad:
+        raise EAEError(f"{path}: {name} parameters {', '.join(bad)} hold NaN, infinite or non-numeric values")
+    return cls(config, params)
+
+
 def load_second_stage(path: str | Path) -> SecondStage | None:
     """The second stage stored in a density file, or None when it has none."""
+    return _load_network(path, TWO_STAGE)
+
+
+def load_flow(path: str | Path) -> FlowDensity | None:
+    """The flow stored in a density file, or None when it has none."""
+    return _load_network(path, FLOW)
+
+
+def check_temperature(tau: float, where: str) -> float:
+    if not (np.isfinite(tau) and tau > 0):
+        raise EAEError(f"{where}: the sampling temperature must be a finite number > 0, got {tau}")
+    return float(tau)
+
+
+def load_temperature(path: str | Path) -> float:
+    """The sampling temperature tau stored in a density file (1 when it stores none): every sampler
+    draws its noise from N(0, tau^2 I) instead of N(0, I) (``eae.sampling.generator``)."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if _SECOND + "config" not in f.files:
-                return None
-            config = json.loads(str(f[_SECOND + "config"]))
-            arrays = {k[len(_SECOND) :]: f[k] for k in f.files if k.startswith(_SECOND) and k != _SECOND + "config"}
-    except FileNotFoundError:
-        raise EAEError(f"missing {path}: run the fit_density stage first (dvc repro fit_density)") from None
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise EAEError(f"corrupt density file {path}: {' '.join(str(exc).split())}") from None
-    bad = [k for k, v in arrays.items() if not (np.issubdtype(v.dtype, np.number) and np.isfinite(v).all())]
-    if bad:
-        raise EAEError(f"{path}: second stage parameters {', '.join(bad)} hold NaN, infinite or non-numeric values")
-    return SecondStage(config, arrays)
+    value = read_density_arrays(path).get(TEMPERATURE)
+    if value is None:
+        return 1.0
+    if value.shape != () or not _real(value):
+        raise EAEError(f"{path}: temperature must be one number, got {value.dtype} {list(value.shape)}")
+    return check_temperature(float(value), str(path))
 
 
 def check_mixture(m: Mixture, where: str) -> Mixture:
     """Refuse a mixture whose arrays do not fit together (weights [K], means [K, d], covariances
     [K, d, d]) or hold NaN/infinity or negative weights: sampling it would give NaN images."""
     w, mu, cov = (np.asarray(a) for a in (m.weights, m.means, m.covariances))
-    if not all(np.issubdtype(a.dtype, np.number) for a in (w, mu, cov)):
-        raise EAEError(f"{where}: non-numeric arrays")
+    odd = [f"{n} {a.dtype}" for n, a in (("weights", w), ("means", mu), ("covariances", cov)) if not _real(a)]
+    if odd:
+        raise EAEError(f"{where}: {', '.join(odd)}: expected arrays of real numbers")
     if (
         w.ndim != 1
         or len(w) < 1
@@ -179,28 +402,75 @@ def check_mixture(m: Mixture, where: str) -> Mixture:
             raise EAEError(f"{where}: {name} hold NaN or infinite values")
     if (w < 0).any() or w.sum() <= 0:
         raise EAEError(f"{where}: weights must be non-negative with a positive sum")
+    for i, c in enumerate(np.asarray(cov, np.float64)):
+        try:
+            if not np.allclose(c, c.T, rtol=1e-5, atol=1e-8 * max(1.0, float(np.abs(c).max()))):
+                raise np.linalg.LinAlgError
+            np.linalg.cholesky(c)
+        except np.linalg.LinAlgError:
+            raise EAEError(f"{where}: covariance {i} is not symmetric positive definite") from None
     return m
 
 
 def load_densities(path: str | Path) -> dict[str, Mixture]:
     """The mixtures stored in a density file, by sampler name (each checked by ``check_mixture``)."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            names = sorted({k.rsplit("_", 1)[0] for k in f.files if not k.startswith(_SECOND)})
-            mixtures = {n: Mixture(f[f"{n}_weights"], f[f"{n}_means"], f[f"{n}_covariances"]) for n in names}
-    except FileNotFoundError:
-        raise EAEError(f"missing {path}: run the fit_density stage first (dvc repro fit_density)") from None
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise EAEError(f"corrupt density file {path}: {' '.join(str(exc).split())}") from None
+    arrays = read_density_arrays(path)
+    networks = tuple(prefix for prefix, _ in NETWORKS.values())
+    names = sorted({k.rsplit("_", 1)[0] for k in arrays if not k.startswith(networks) and k != TEMPERATURE})
+    mixtures = {}
+    for n in names:
+        missing = [f"{n}_{part}" for part in ("weights", "means", "covariances") if f"{n}_{part}" not in arrays]
+        if missing:
+            raise EAEError(f"{path}: sampler {n!r} lacks {', '.join(missing)}")
+        mixtures[n] = Mixture(arrays[f"{n}_weights"], arrays[f"{n}_means"], arrays[f"{n}_covariances"])
     return {n: check_mixture(m, f"{path} ({n})") for n, m in mixtures.items()}
 
 
-def load_samplers(path: str | Path) -> dict[str, Mixture | SecondStage]:
-    """Every sampler a density file holds, in ``ALL_SAMPLERS`` order: the mixtures, then the
-    second stage (``TWO_STAGE``) when there is one."""
-    found: dict[str, Mixture | SecondStage] = dict(load_densities(path))
-    second = load_second_stage(path)
-    if second is not None:
-        found[TWO_STAGE] = second
+def load_samplers(path: str | Path) -> dict[str, Mixture | NetworkDensity]:
+    """Every sampler a density file holds, in ``ALL_SAMPLERS`` order: the mixtures, then the flow
+    (``FLOW``) and the second stage (``TWO_STAGE``) when it has them."""
+    found: dict[str, Mixture | NetworkDensity] = dict(load_densities(path))
+    for name in NETWORKS:
+        network = _load_network(path, name)
+        if network is not None:
+            found[name] = network
     return {name: found[name] for name in sorted(found, key=lambda n: (ALL_SAMPLERS + (n,)).index(n))}
+
+
+#: How far (in standard deviations of the codes, per dimension) a fitted component's mean may lie from the
+#: codes' mean, and its variances from theirs (squared). A component mean is a weighted mean of codes, and
+#: a component's variance is at most the spread of its codes: both stay well inside for any fit; a density
+#: of absurd scale (means x 1e30: a generator drawing only 0 and 255 pixels) lies far outside.
+PLAUSIBLE_SIGMAS = 10.0
+
+
+def check_plausible(m: Mixture, code_mean: np.ndarray, code_std: np.ndarray, where: str) -> Mixture:
+    """Refuse a mixture whose means or variances are implausible for codes with ``code_mean`` and
+    ``code_std`` per dimension (those it was fitted to): a component mean farther than
+    PLAUSIBLE_SIGMAS standard deviations from the codes' mean in some dimension, or a variance larger than
+    PLAUSIBLE_SIGMAS² times theirs. A dimension whose codes hardly vary is measured against 1e-3 of the
+    widest one (no division by zero)."""
+    try:
+        mean, std = np.asarray(code_mean, np.float64), np.asarray(code_std, np.float64)
+    except (TypeError, ValueError):
+        raise EAEError(f"{where}: the codes' statistics are not numbers") from None
+    if mean.shape != (m.dim,) or std.shape != (m.dim,) or not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise EAEError(f"{where}: the codes' statistics do not fit a {m.dim}-dimensional density")
+    scale = np.maximum(std, 1e-3 * float(std.max(initial=0.0)) + 1e-12)
+    z = np.abs(np.asarray(m.means, np.float64) - mean) / scale  # [K, d]
+    k, j = np.unravel_index(int(np.argmax(z)), z.shape)
+    if z[k, j] > PLAUSIBLE_SIGMAS:
+        raise EAEError(
+            f"{where}: component {k}'s mean {float(m.means[k, j]):.4g} in dimension {j} lies {z[k, j]:.3g} standard "
+            f"deviations from the codes' mean {mean[j]:.4g} (std {std[j]:.4g}): not a density of these codes "
+            "(rerun fit_density)"
+        )
+    ratio = np.diagonal(np.asarray(m.covariances, np.float64), axis1=1, axis2=2) / scale**2  # [K, d]
+    k, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    if ratio[k, j] > PLAUSIBLE_SIGMAS**2:
+        raise EAEError(
+            f"{where}: component {k}'s variance {float(m.covariances[k, j, j]):.4g} in dimension {j} is "
+            f"{ratio[k, j]:.3g} times the codes' ({std[j] ** 2:.4g}): not a density of these codes (rerun fit_density)"
+        )
+    return m

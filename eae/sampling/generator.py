@@ -1,9 +1,16 @@
 """The generator: a sampler + the decoder in one torch module (its ONNX export: ``eae.export.onnx``).
 
 Samplers map explicit randomness ``(noise [N, k], u [N])`` to codes [N, d]: ``MixtureSampler``
-(isotropic, MVG, GMM) uses both; ``SecondStageSampler`` (the two-stage VAE) decodes ``noise``
-with the second-stage VAE and ignores ``u``. ``ZGenerator`` wraps a generator in the contract
-torch-fidelity expects from a generative model (one standard normal input, uint8 RGB output).
+(isotropic, MVG, GMM) uses both; ``FlowSampler`` (the learned prior) maps a draw of its base (a
+mixture: both inputs; N(0, I): ``noise`` alone) through its network; ``SecondStageSampler`` (the
+two-stage VAE) maps ``noise`` through its decoder and ignores ``u``. ``ZGenerator`` wraps a generator in
+the contract torch-fidelity expects from a generative model (one standard normal input, uint8 RGB output).
+
+Sampling temperature tau (beyond the paper; ``density.temperature``): every sampler uses tau * noise
+instead of noise, i.e. noise ~ N(0, tau^2 I). For a mixture that is each covariance x tau^2 (N(0, tau^2 I)
+for the isotropic sampler), folded into the Cholesky factors; for the networks a multiplication in front.
+tau < 1 trades diversity for typicality (Kingma & Dhariwal 2018, Glow; Brock et al. 2019, the truncation
+trick). tau = 1 leaves every sampler exactly as without a temperature (no multiplication at all).
 """
 
 from __future__ import annotations
@@ -17,7 +24,11 @@ from torch import nn
 
 from eae.export.runtime import iter_inputs
 from eae.models.networks import Decoder
-from eae.sampling.density import Mixture, SecondStage
+from eae.sampling.density import FlowDensity, Mixture, NetworkDensity, SecondStage, check_temperature
+
+
+def _tempered(noise: torch.Tensor, temperature: float) -> torch.Tensor:
+    return noise if temperature == 1.0 else noise * temperature
 
 
 class MixtureSampler(nn.Module):
@@ -27,15 +38,19 @@ class MixtureSampler(nn.Module):
         z = means[c] + L[c] @ noise                     (L = Cholesky factor of covariances[c])
 
     with noise [N, d] ~ N(0, I) and u [N] ~ U[0, 1). Taking the randomness as
-    inputs keeps the ONNX graph deterministic and lets any caller reproduce it.
+    inputs keeps the ONNX graph deterministic and lets any caller reproduce it. With a temperature
+    tau, L is tau x the Cholesky factor (covariances x tau^2), computed in float64.
     """
 
-    def __init__(self, mixture: Mixture):
+    def __init__(self, mixture: Mixture, temperature: float = 1.0):
         super().__init__()
         w = np.asarray(mixture.weights, np.float64)
+        chol = mixture.cholesky()
+        if temperature != 1.0:
+            chol = chol * check_temperature(temperature, "MixtureSampler")
         self.register_buffer("thresholds", torch.tensor(np.cumsum(w / w.sum())[:-1], dtype=torch.float32))
         self.register_buffer("means", torch.tensor(mixture.means, dtype=torch.float32))
-        self.register_buffer("chol", torch.tensor(mixture.cholesky(), dtype=torch.float32))
+        self.register_buffer("chol", torch.tensor(chol, dtype=torch.float32))
 
     def forward(self, noise: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         component = (u.unsqueeze(1) >= self.thresholds.unsqueeze(0)).sum(dim=1)
@@ -47,39 +62,74 @@ class MixtureSampler(nn.Module):
         return self.means.shape[1]
 
 
-class SecondStageSampler(nn.Module):
-    """Codes from the two-stage VAE's second stage: z = D2(noise), noise [N, k] ~ N(0, I) with k its
-    latent size; ``u`` is accepted for the common (noise, u) contract and not used."""
+def _state_dict(network: NetworkDensity) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.asarray(v)) for k, v in network.arrays.items()}
 
-    def __init__(self, second_stage: SecondStage):
+
+class SecondStageSampler(nn.Module):
+    """Codes from the two-stage VAE's second stage: z = D2(tau * noise), noise [N, k] ~ N(0, I) with k
+    its latent size; ``u`` is accepted for the common (noise, u) contract and not used."""
+
+    def __init__(self, second_stage: SecondStage, temperature: float = 1.0):
         super().__init__()
         from eae.models.objectives.vae import SecondStageVAE
 
         cfg = second_stage.config
         model = SecondStageVAE(cfg["dim"], cfg["latent_dim"], cfg["hidden"], cfg["layers"])
-        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in second_stage.arrays.items()})
+        model.load_state_dict(_state_dict(second_stage))
         self.decoder = model.decoder.eval()
         self._noise_dim = int(cfg["latent_dim"])
+        self.temperature = check_temperature(temperature, "SecondStageSampler")
 
     @property
     def noise_dim(self) -> int:
         return self._noise_dim
 
     def forward(self, noise: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return self.decoder(noise)
+        return self.decoder(_tempered(noise, self.temperature))
 
 
-def make_sampler(density: Mixture | SecondStage) -> nn.Module:
-    return MixtureSampler(density) if isinstance(density, Mixture) else SecondStageSampler(density)
+class FlowSampler(nn.Module):
+    """Codes from the learned prior (beyond the paper): z = f^-1(y), f the fitted RealNVP flow
+    (``eae.sampling.flow``), feed-forward through its coupling layers, with y drawn from its base: a
+    ``MixtureSampler`` of its base mixture (``u`` picks the component; temperature: covariances x tau^2),
+    or y = tau * noise for the N(0, I) base (``u`` accepted for the common contract and not used)."""
+
+    def __init__(self, flow: FlowDensity, temperature: float = 1.0):
+        super().__init__()
+        from eae.sampling.flow import RealNVP
+
+        self.flow = RealNVP(**flow.config["model"])
+        self.flow.load_state_dict(_state_dict(flow))
+        self.flow.eval()
+        base = self.flow.base_mixture()
+        self.base = MixtureSampler(base, temperature) if base is not None else None
+        self.temperature = check_temperature(temperature, "FlowSampler")
+
+    @property
+    def noise_dim(self) -> int:
+        return self.flow.config["dim"]
+
+    def forward(self, noise: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        y = self.base(noise, u) if self.base is not None else _tempered(noise, self.temperature)
+        return self.flow(y)
+
+
+def make_sampler(density: Mixture | NetworkDensity, temperature: float = 1.0) -> nn.Module:
+    if isinstance(density, Mixture):
+        return MixtureSampler(density, temperature)
+    if isinstance(density, FlowDensity):
+        return FlowSampler(density, temperature)
+    return SecondStageSampler(density, temperature)
 
 
 class Generator(nn.Module):
-    """(noise, u) -> images [N, C, H, W] in [0, 1]: a sampler (``make_sampler``) and the decoder
-    (baked: plain weights, eval mode)."""
+    """(noise, u) -> images [N, C, H, W] in [0, 1]: a sampler (``make_sampler``, at sampling temperature
+    ``temperature``) and the decoder (baked: plain weights, eval mode)."""
 
-    def __init__(self, density: Mixture | SecondStage, decoder: Decoder):
+    def __init__(self, density: Mixture | NetworkDensity, decoder: Decoder, temperature: float = 1.0):
         super().__init__()
-        self.sampler = make_sampler(density)
+        self.sampler = make_sampler(density, temperature)
         self.decoder = decoder.baked()
 
     @property
@@ -103,7 +153,7 @@ class ZGenerator(nn.Module):
 
         u = Phi(z_last) = (1 + erf(z_last / sqrt(2))) / 2        (~ U(0, 1) when z_last ~ N(0, 1))
 
-    (the second-stage sampler ignores it). Pixels are quantised like ``eae.export.runtime.to_uint8_nhwc``:
+    (the flow and second-stage samplers ignore it). Pixels are quantised like ``eae.export.runtime.to_uint8_nhwc``:
     round(255 * x) (half to even), clipped to [0, 255]; a grayscale channel is repeated to RGB.
     """
 

@@ -28,8 +28,10 @@ def save_state(
     scheduler,
     shuffle: torch.Generator,
     history: dict,
+    best: dict | None = None,
 ) -> None:
-    """Write the state after ``epoch`` completed epochs, atomically (a kill mid-write leaves the old one)."""
+    """Write the state after ``epoch`` completed epochs, atomically (a kill mid-write leaves the old one).
+    ``best``: the best-validation epoch so far ({"epoch", "val", "state"}), when the run selects by it."""
     state = {
         "format": FORMAT,
         "fingerprint": fingerprint,
@@ -40,6 +42,7 @@ def save_state(
         "shuffle_rng": shuffle.get_state(),
         "torch_rng": torch.get_rng_state(),
         "history": history,
+        "best": best,
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -74,6 +74,14 @@ def regression(decision: dict | None) -> dict | None:
     }
 
 
+def registry_row(outcome: dict) -> str:
+    """The promotion table's row for the model registry (versions and stage, or why there is none)."""
+    if not outcome.get("registered"):
+        return f"| registry | not registered: {outcome.get('reason')} |"
+    versions = ", ".join(f"{name} {a['version']} ({a['stage']})" for name, a in outcome["artifacts"].items())
+    return f"| registry | {versions} at commit `{outcome['commit']}` |"
+
+
 def promotion_markdown(repo: str | Path, decision: dict | None, revision: dict) -> str:
     """The run's promotion summary (Markdown)."""
     root = Path(repo).resolve()
@@ -99,6 +107,8 @@ def promotion_markdown(repo: str | Path, decision: dict | None, revision: dict) 
         )
         lines.append(f"| features | {decision['candidate'].get('feature_extractor')} |")
         lines.append(f"| generator sha256 | `{decision['candidate']['sha256']}` |")
+        if "registry" in decision:  # promoted: the model registry's outcome (pipelines.orchestration.registry)
+            lines.append(registry_row(decision["registry"]))
     dirty = " (working tree dirty)" if revision.get("git_dirty") else ""
     lines += [
         f"| git commit | `{revision.get('git_commit') or 'not a git repository'}`{dirty} |",

@@ -4,7 +4,8 @@
     python -m pipelines.orchestration.flows serve --cron "0 3 * * 1"      # needs PREFECT_API_URL (make prefect-server)
 
 DVC stays the source of truth for what to rebuild: each task runs ``dvc repro <stage>``
-(a no-op when nothing changed). Prefect schedules, retries pull/push, and records the runs.
+(a no-op when nothing changed). Prefect schedules, retries pull/push, and records the runs. A promoted
+generator is registered as a GTO version in stage ``prod`` (pipelines/orchestration/registry.py).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
 from eae.errors import EAEError
-from eae.io import read_json
+from eae.io import read_json, write_json
 from pipelines._stage import dvc_stages
 from pipelines.config import ConfigError
-from pipelines.orchestration import artifacts
+from pipelines.orchestration import artifacts, registry
 from pipelines.orchestration import promote as promotion
 from pipelines.orchestration.workspace import LOCK_FILE, WorkspaceBusy, guarded, held_lock_fds, validate, workspace_lock
 
@@ -120,6 +121,27 @@ def promote(repo: str, metric: str) -> dict:
     return decision
 
 
+@task(name="register in the model registry")
+def register(repo: str, decision: dict) -> dict:
+    """A promoted generator becomes a GTO version in stage prod (git tags; dvc.yaml's artifacts). The outcome
+    goes into the decision and reports/promotion.json."""
+    logger = get_run_logger()
+    try:
+        outcome = registry.register_promoted(
+            repo, f"eae-retrain: promoted generator {decision['candidate']['sha256'][:12]}"
+        )
+    except EAEError as exc:  # the promotion stands; the record and the UI say why the registry has no version
+        outcome = {"registered": False, "reason": str(exc)}
+    if outcome["registered"]:
+        versions = ", ".join(f"{name} {a['version']}" for name, a in outcome["artifacts"].items())
+        logger.info("registered %s in stage %s at commit %s", versions, registry.STAGE, outcome["commit"][:12])
+    else:
+        logger.warning("not registered: %s", outcome["reason"])
+    decision["registry"] = outcome
+    write_json(Path(repo) / "reports" / "promotion.json", decision)
+    return decision
+
+
 @task(name="publish artifacts")
 def publish_artifacts(repo: str, decision: dict | None) -> None:
     """This run's Prefect artifacts under stable keys (table eae-fid, markdown eae-promotion; see
@@ -185,6 +207,8 @@ def retrain(
                     repro_stage.with_options(task_run_name=f"dvc repro {stage}")(str(root), stage, force)
                 ran.append(stage)
         decision = promote(str(root), metric) if promote_if_better else None
+        if decision and decision["promoted"]:
+            decision = register(str(root), decision)
         publish_artifacts(str(root), decision)
         if push:
             dvc_push(str(root))

@@ -123,10 +123,22 @@ def check_page(chromium: str, page: Path, workdir: Path) -> dict:
     return json.loads(html.unescape(found.group(1)))
 
 
-def screenshot(chromium: str, page: Path, out: Path, height: int) -> Path:
-    """Full-page PNG of ``page`` at 1280 px wide (``height`` from ``check_page``, capped)."""
+def dump_dom(chromium: str, url: str, budget_ms: int = 20000) -> str:
+    """The DOM of ``url`` (e.g. a page on a local HTTP server) once its scripts ran, within ``budget_ms`` of
+    Chromium's virtual time (which waits for pending fetches)."""
+    proc = _run(chromium, [f"--window-size={WIDTH},900", f"--virtual-time-budget={budget_ms}", "--dump-dom", url])
+    if proc.returncode != 0:
+        raise AssertionError(f"chromium --dump-dom {url} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def screenshot(chromium: str, page: Path | str, out: Path, height: int, budget_ms: int | None = None) -> Path:
+    """Full-page PNG of ``page`` (a file, or a URL) at 1280 px wide (``height`` from ``check_page``, capped);
+    ``budget_ms``: virtual time for its scripts to finish first."""
     height = max(600, min(int(height), MAX_HEIGHT))
-    proc = _run(chromium, [f"--window-size={WIDTH},{height}", f"--screenshot={out.resolve()}", page.resolve().as_uri()])
+    target = page if isinstance(page, str) else page.resolve().as_uri()
+    budget = [f"--virtual-time-budget={budget_ms}"] if budget_ms else []
+    proc = _run(chromium, [f"--window-size={WIDTH},{height}", *budget, f"--screenshot={out.resolve()}", target])
     if proc.returncode != 0 or not out.is_file():
         raise AssertionError(f"chromium --screenshot failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return out

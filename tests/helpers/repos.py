@@ -85,6 +85,9 @@ def make_tiny_repo(
                 params[section] = values
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(["git", "init", "-q"], dst)
+    # an identity of its own: the retrain flow commits and tags (model registry) in-process, without repo_env
+    sh(["git", "config", "user.name", "eae tests"], dst)
+    sh(["git", "config", "user.email", "tests@example.invalid"], dst)
     sh(["git", "add", "-A"], dst)
     sh(["git", "commit", "-qm", "tiny"], dst)
     return dst

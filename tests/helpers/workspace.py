@@ -90,6 +90,7 @@ def build_workspace(dst: Path) -> Path:
     from eae.data.prepare import write_prepared
     from eae.data.prepared import read_split
     from eae.data.sources import load_source
+    from eae.evaluation.results import Results
     from eae.io import write_json
     from eae.models.inference import encode
     from eae.models.networks import ArchConfig
@@ -132,14 +133,10 @@ def build_workspace(dst: Path) -> Path:
     )
     write_json(
         dst / "reports/fid.json",
-        {
-            "feature_extractor": "classifier",
-            "gmm": 1.0,
-            "mvg": 2.0,
-            "isotropic": 3.0,
-            "reconstruction": 0.5,
-            "n_samples": 300,
-        },
+        Results(
+            {"fd": {"gmm": 1.0, "mvg": 2.0, "isotropic": 3.0, "reconstruction": 0.5}},
+            {"feature_extractor": "classifier", "n_generated": 300},
+        ).to_dict(),
     )
     (dst / "dvclive").mkdir()
     (dst / "dvclive/metrics.json").write_text(json.dumps({"step": 1}))

@@ -108,6 +108,14 @@ def test_env_overrides_nested_and_top_level(tmp_path, monkeypatch):
         ("bogus: 1\n", "unknown parameter 'bogus'"),
         ("train:\n  epoch: 3\n", "unknown parameter 'train.epoch'"),
         ("data:\n  source: imagenet\n", "'data.source'"),
+        ("density:\n  gmm_kind: diag\n", "'density.gmm_kind'"),
+        ("density:\n  gmm_weight_prior: beta\n", "'density.gmm_weight_prior'"),
+        ("density:\n  gmm_n_init: 0\n", "'density.gmm_n_init'"),
+        ("density:\n  temperature: 0\n", "'density.temperature'"),
+        ("density:\n  flow:\n    heldout_fraction: 1.0\n", "'density.flow.heldout_fraction'"),
+        ("density:\n  flow:\n    layer: 3\n", "unknown parameter 'density.flow.layer'"),
+        ("export:\n  sampler: flow\n", "export.sampler flow needs density.flow.enabled"),
+        ("model:\n  latent_dim: 1\ndensity:\n  flow:\n    enabled: true\n", "needs model.latent_dim >= 2"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, text, key):
@@ -144,3 +152,10 @@ def test_stage_exits_2_with_one_line(tmp_path, text):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_data_sources_are_those_the_library_registers():
+    from eae.data.sources import SOURCES
+    from pipelines.config import SOURCE_CHANNELS
+
+    assert list(SOURCE_CHANNELS) == list(SOURCES)

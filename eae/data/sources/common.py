@@ -1,4 +1,5 @@
-"""What several sources share: the seeded train/test split and torchvision downloads."""
+"""What several sources share: the seeded train/test split (``eae.data.prepared.seeded_split``, re-exported
+here) and torchvision downloads."""
 
 from __future__ import annotations
 
@@ -6,20 +7,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
+from eae.data.prepared import seeded_split  # noqa: F401  (the sources' split)
 from eae.errors import EAEError
 
 log = logging.getLogger(__name__)
-
-
-def seeded_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a reproducible random train/test split of n items."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_fraction))
-    if n_test < 1 or n_test >= n:
-        raise EAEError(f"test_fraction={test_fraction} leaves an empty split of {n} items")
-    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
 def torchvision_download(source: str, root: Path, fetch: Callable[[], object], expected: str) -> None:

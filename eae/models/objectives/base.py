@@ -61,6 +61,8 @@ class Objective(nn.Module):
     #: True when ``loss`` differentiates through a gradient (a penalty on it): BatchNorm layers
     #: then need a second derivative when distributed.
     double_backward: ClassVar[bool] = False
+    #: True when a BatchNorm follows the encoder's linear layer (the EAE): that layer then has no bias.
+    code_is_batch_normalised: ClassVar[bool] = False
     #: The rows of the global minibatch this process holds (``distribute``); LOCAL: all of them.
     shard: BatchShard = LOCAL
 
@@ -74,7 +76,7 @@ class Objective(nn.Module):
         if spectral_norm is not None:
             arch = replace(arch, spectral_norm=spectral_norm)
         self.arch = arch
-        self.encoder = Encoder(arch, self.encoder_outputs(arch))
+        self.encoder = Encoder(arch, self.encoder_outputs(arch), bias=not self.code_is_batch_normalised)
         self.decoder = Decoder(arch)
 
     def encoder_outputs(self, arch: ArchConfig) -> int | None:
@@ -107,6 +109,12 @@ class Objective(nn.Module):
         if shard.distributed:
             sync_batchnorm(self, shard, differentiable=self.double_backward)
         return self
+
+    @classmethod
+    def upgrade_state(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A state_dict saved by an earlier version of this objective, in today's layout (the same
+        function in eval mode); unchanged by default."""
+        return state
 
     def describe(self) -> dict:
         """{"name", "weights"}: what a checkpoint records to rebuild this objective."""

@@ -37,6 +37,14 @@ class EAEWeights(StrictModel):
         "epoch 0, ramped linearly to entropy_weight; null = constant",
     )
     entropy_ramp_epochs: int = Field(0, ge=0, description="epochs of that ramp; 0 = no schedule")
+    entropy_queue: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="beyond the paper: codes of this epoch's earlier "
+        "minibatches (detached, newest first) added to the entropy estimate's sample; "
+        "0 = the minibatch alone",
+    )
 
 
 class NoWeights(StrictModel):

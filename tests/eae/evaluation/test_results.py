@@ -96,3 +96,18 @@ def test_empty_unknown_and_unreadable_records(tmp_path):
     (tmp_path / "fid.json").write_text("{not json")
     with pytest.raises(EAEError, match="corrupt JSON in .*fid.json"):
         read_results(tmp_path / "fid.json")
+
+
+def test_per_column_rows_are_the_chart_data():
+    results = parse_results(
+        {
+            "schema": SCHEMA,
+            "metrics": {"fd": {"gmm": 1.5, "mvg": 2.5, "reconstruction": 0.5}, "precision": {"gmm": 0.75}},
+            "protocol": {},
+        }
+    )
+    assert results.per_column() == [
+        {"sampler": "mvg", "fd": 2.5},
+        {"sampler": "gmm", "fd": 1.5, "precision": 0.75},
+        {"sampler": "reconstruction", "fd": 0.5},
+    ]

@@ -155,3 +155,41 @@ def test_torch_fidelity_loads_and_samples_generator_z(exported_z):
     z = np.random.RandomState(0).randn(16, 4).astype(np.float32)
     direct = ort.InferenceSession(str(z_path), providers=["CPUExecutionProvider"]).run(None, {"z": z})[0]
     np.testing.assert_array_equal(pixels[:16].numpy().astype(np.uint8), direct)
+
+
+@pytest.mark.parametrize("sampler, tau", [("flow", 1.0), ("flow", 0.7), ("flow_gmm_base", 0.8), ("gmm", 0.5)])
+def test_flow_and_tempered_generators_export_within_the_tolerance(tmp_path, sampler, tau):
+    """The flow sampler (and a temperature, folded into the graph) exports with the same inputs
+    (noise [N, d], u [N]) and onnxruntime matches torch within the export tolerance."""
+    from eae.models.objectives.registry import build_objective
+    from eae.sampling.density import fit_gmm
+    from eae.sampling.flow import RealNVP
+    from eae.sampling.generator import Generator
+    from tests.helpers.flow import flow_density, randomised
+
+    torch.manual_seed(0)
+    model = build_objective("eae", CFG, {"entropy_weight": 0.1})
+    model(torch.rand(16, 1, 8, 8))
+    model.eval()
+    mixture = fit_gmm(np.random.default_rng(0).standard_normal((300, 3)) * [1, 2, 3], 4, seed=0)
+    if sampler == "gmm":
+        density = mixture
+    else:
+        flow = randomised(RealNVP(3, layers=4, hidden=16, components=4 if sampler == "flow_gmm_base" else 0))
+        if sampler == "flow_gmm_base":
+            flow.set_base(mixture)
+        density = flow_density(flow.eval())
+    gen = Generator(density, model.decoder, temperature=tau).eval()
+    path = tmp_path / "generator.onnx"
+    diff = export_onnx(gen, (torch.randn(2, 3), torch.rand(2)), ["noise", "u"], path, {"sampler": sampler})
+    assert diff <= 1e-4
+    exported = onnx.load(str(path))
+    assert [i.name for i in exported.graph.input] == ["noise", "u"]
+    noise, u = draw_inputs(64, 3, seed=9)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"noise": noise, "u": u})[0]
+    with torch.no_grad():
+        expected = gen(torch.from_numpy(noise), torch.from_numpy(u)).numpy()
+        untempered = Generator(density, model.decoder).eval()(torch.from_numpy(noise), torch.from_numpy(u)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    if tau != 1.0:  # the temperature is inside the graph: the same inputs give other images
+        assert np.abs(got - untempered).max() > 1e-2

@@ -152,6 +152,8 @@ def test_fid_table_next_to_the_papers_numbers():
     assert rae["gmm"]["paper"] == 76.28 and rae["isotropic"]["paper"] is None and rae["isotropic"]["delta"] is None
     two_stage = [r["name"] for r in fid_table({**fid, "two_stage": 100.0}, "celeba", "two_stage_vae")["rows"]]
     assert two_stage == ["isotropic", "mvg", "gmm", "two_stage", "reconstruction"]
+    flow = [r["name"] for r in fid_table({**fid, "flow": 60.0}, "cifar10")["rows"]]  # the learned prior, when scored
+    assert flow == ["isotropic", "mvg", "gmm", "flow", "reconstruction"]
 
     classifier = fid_table({**fid, "feature_extractor": "classifier", "n_samples": 500}, "cifar10")
     assert not classifier["comparable"] and any("not comparable" in n for n in classifier["notes"])

@@ -30,6 +30,7 @@ def test_round_trip_weights_only(tmp_path):
             "spectral_norm": True,
             "entropy_start_weight": None,
             "entropy_ramp_epochs": 0,
+            "entropy_queue": 0,
         },
     }
     back = model_from_checkpoint(load_checkpoint(tmp_path / "m.pt"))
@@ -52,6 +53,32 @@ def test_checkpoints_recording_fewer_weights_load_with_the_defaults(tmp_path):
         torch.save(ckpt, tmp_path / "old.pt")
         back = model_from_checkpoint(load_checkpoint(tmp_path / "old.pt"))
         assert back.describe() == model.describe()
+
+
+def test_eae_checkpoints_with_an_encoder_bias_load_with_it_folded_into_the_code_norm(tmp_path):
+    """Before the EAE's encoder lost the bias its code BatchNorm subtracts: the bias moves into the
+    running mean and the eval-mode codes and images stay the same (<= 1e-6)."""
+    from eae.models.objectives.eae import EAE
+
+    class OldEAE(EAE):  # the layout those checkpoints have
+        code_is_batch_normalised = False
+
+    torch.manual_seed(0)
+    old = OldEAE(SMALL, entropy_weight=0.2)
+    with torch.no_grad():
+        old.encoder.fc.bias.normal_(0, 3.0)  # far from zero, as a trained bias drifts
+    old.train()
+    for _ in range(3):
+        old(torch.rand(16, 1, 16, 16))  # running statistics away from their start
+    save_checkpoint(tmp_path / "old.pt", old, params={}, metrics={})
+    assert "encoder.fc.bias" in torch.load(tmp_path / "old.pt", weights_only=True)["state_dict"]
+    new = model_from_checkpoint(load_checkpoint(tmp_path / "old.pt"))
+    assert new.encoder.fc.bias is None
+    x = torch.rand(7, 1, 16, 16)
+    with torch.no_grad():
+        z_old, img_old = old.eval()(x)
+        z_new, img_new = new(x)
+    assert float((z_old - z_new).abs().max()) <= 1e-6 and float((img_old - img_new).abs().max()) <= 1e-6
 
 
 def test_format_1_checkpoints_load_as_eae(tmp_path):

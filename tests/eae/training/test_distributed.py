@@ -17,7 +17,7 @@ from eae.training.distributed import LOCAL, BatchShard, GlobalBatchNorm, data_pa
 
 ARCH = ArchConfig(image_shape=(1, 8, 8), latent_dim=3, encoder_channels=(4, 8), decoder_channels=(8, 4))
 WEIGHTS = {
-    "eae": {"entropy_weight": 0.5, "decoder_l2": 0.01},
+    "eae": {"entropy_weight": 0.5, "decoder_l2": 0.01, "entropy_queue": 12},  # step 2 pools step 1's codes
     "ae": {},
     "ae_l2": {"decoder_l2": 0.01},
     "rae": {"embedding_weight": 0.1},
@@ -52,9 +52,9 @@ def train_steps(name: str, shard: BatchShard, device: str = "cpu") -> list[dict]
     the global loss and statistics, every parameter's gradient and, after the step, every buffer.
 
     SGD, not Adam: Adam divides each gradient by its own running scale, so the float noise that
-    stands for an exactly-zero gradient (the EAE encoder's last bias, followed by the code
-    BatchNorm) becomes a step of size ~lr in a direction that differs between any two
-    summation orders; that is Adam's doing, not the data parallelism's."""
+    stands for an exactly-zero gradient component (the per-channel mean of the decoder's first bias,
+    which its BatchNorm2d subtracts) becomes a step of size ~lr in a direction that differs between
+    any two summation orders; that is Adam's doing, not the data parallelism's."""
     torch.manual_seed(0)
     model = build_objective(name, ARCH, WEIGHTS[name]).to(device).distribute(shard)
     cuda = torch.device(device).type == "cuda"

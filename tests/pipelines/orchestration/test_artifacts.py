@@ -73,3 +73,17 @@ def test_promoted_evaluation(tmp_path):
     assert promoted_evaluation(tmp_path) == BEFORE
     (promoted / "generator.json").write_text("{corrupt")
     assert promoted_evaluation(tmp_path) is None
+
+
+def test_promotion_markdown_shows_the_registry():
+    from pipelines.orchestration.artifacts import registry_row
+
+    outcome = {
+        "registered": True,
+        "commit": "abc123",
+        "artifacts": {"eae-generator": {"version": "v0.0.2", "stage": "prod", "path": "models/generator.onnx"}},
+    }
+    assert registry_row(outcome) == "| registry | eae-generator v0.0.2 (prod) at commit `abc123` |"
+    assert registry_row({"registered": False, "reason": "not a git repository"}) == (
+        "| registry | not registered: not a git repository |"
+    )

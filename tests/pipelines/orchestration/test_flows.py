@@ -1,14 +1,16 @@
 """The Prefect retrain flow on a tiny configuration (ephemeral Prefect via prefect_test_harness)."""
 
 import json
+import subprocess
 import threading
 
 import pytest
 import yaml
 from prefect.testing.utilities import prefect_test_harness
 
-from pipelines._stage import dvc_stages
+from pipelines._stage import dvc_out_md5, dvc_stages
 from pipelines.orchestration.flows import StageFailed, WorkspaceBusy, retrain, workspace_lock
+from pipelines.orchestration.registry import ARTIFACTS, head_md5
 from tests.helpers.repos import ROOT, make_tiny_repo
 
 pytestmark = pytest.mark.slow
@@ -23,7 +25,7 @@ def harness():
 def test_stage_order_respects_dependencies():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     order = dvc_stages(ROOT)
-    assert order[0] == "prepare" and order[-1] == "report"
+    assert order[0] == "fetch" and order[-1] == "report"
     produced_by = {}
     for name in order:
         for out in stages[name].get("outs", []) + stages[name].get("metrics", []):
@@ -45,9 +47,17 @@ def test_retrain_runs_every_stage_in_order_and_promotes(tiny):
     assert result["promotion"]["promoted"] and result["promotion"]["reason"] == "no promoted model yet"
     assert (tiny / "models/promoted/generator.onnx").read_bytes() == (tiny / "models/generator.onnx").read_bytes()
     assert json.loads((tiny / "reports/promotion.json").read_text())["promoted"] is True
+    # ... and registered: a GTO version of the generator and its card in stage prod, at a commit that pins it
+    registry = result["promotion"]["registry"]
+    assert registry["registered"] and registry["committed"]
+    assert {name: a["version"] for name, a in registry["artifacts"].items()} == dict.fromkeys(ARTIFACTS, "v0.0.1")
+    tags = set(subprocess.run(["git", "tag"], cwd=tiny, capture_output=True, text=True, check=True).stdout.split())
+    assert {"eae-generator@v0.0.1", "eae-generator#prod#1", "eae-generator-card#prod#1"} <= tags
+    assert json.loads((tiny / "reports/promotion.json").read_text())["registry"] == registry
+    assert head_md5(tiny, "models/generator.onnx") == dvc_out_md5("models/generator.onnx", tiny)
 
     again = retrain(repo=str(tiny))  # nothing changed: DVC skips every stage, same FID is not "better"
-    assert again["promotion"]["promoted"] is False
+    assert again["promotion"]["promoted"] is False and "registry" not in again["promotion"]
 
 
 def test_busy_workspace_is_refused(tiny):
@@ -70,12 +80,12 @@ def test_busy_workspace_is_refused(tiny):
 
 
 def test_failing_stage_fails_the_flow_and_keeps_the_promoted_model(tmp_path, tiny):
-    bad = make_tiny_repo(tmp_path, overrides={"model": {"encoder_channels": [8, 8, 8, 8, 8]}})  # 16 px / 2^5
+    bad = make_tiny_repo(tmp_path, overrides={"train": {"batch_size": 2000}})  # more than the 1437 training digits
     promoted = bad / "models/promoted"
     promoted.mkdir(parents=True)
     for name in ("generator.onnx", "generator.json", "decoder.onnx"):
         (promoted / name).write_bytes((tiny / "models/promoted" / name).read_bytes())
-    with pytest.raises(StageFailed, match=r"stage 'train' failed.*not divisible"):
+    with pytest.raises(StageFailed, match=r"stage 'train' failed.*exceeds the"):
         retrain(repo=str(bad))
     assert (promoted / "generator.onnx").read_bytes() == (tiny / "models/promoted/generator.onnx").read_bytes()
     assert not (bad / "reports/promotion.json").exists()

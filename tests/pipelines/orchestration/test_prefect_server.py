@@ -189,7 +189,10 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
             assert second.returncode == 0, (tmp_path / "second.log").read_text()[-3000:]
             regressed = webhook.wait_for("eae-retrain metric regressed", deadline)
             fid = json.loads((repo / "reports/fid.json").read_text())
-            assert f"gmm of the new model {fid['metrics']['fd']['gmm']}" in regressed and "kept the promoted model" in regressed
+            assert (
+                f"gmm of the new model {fid['metrics']['fd']['gmm']}" in regressed
+                and "kept the promoted model" in regressed
+            )
 
             params = yaml.safe_load((repo / "params.yaml").read_text())
             # Valid parameters (the CLI checks them before the flow starts) naming raw data that is not
@@ -217,8 +220,9 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
                 assert {t.type for t in tables} == {"table"} and {n.type for n in notes} == {"markdown"}
                 latest = tables[0]
                 rows = json.loads(latest.data) if isinstance(latest.data, str) else latest.data
-                gmm = next(r for r in rows if (r["sampler"], r["metric"]) == ("gmm", "frechet"))
-                assert gmm["this run"] == round(fid["gmm"], 4) and gmm["promoted"] == round(promoted_fid["gmm"], 4)
+                gmm = next(r for r in rows if (r["sampler"], r["metric"]) == ("gmm", "fd"))
+                assert gmm["this run"] == round(fid["metrics"]["fd"]["gmm"], 4)
+                assert gmm["promoted"] == round(halved["fd"]["gmm"], 4)
                 assert {r["sampler"] for r in rows} >= {"isotropic", "mvg", "gmm", "reconstruction"}
                 note = notes[0].data
                 commit = sh(["git", "rev-parse", "HEAD"], repo).strip()

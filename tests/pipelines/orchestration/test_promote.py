@@ -3,6 +3,7 @@ import json
 import pytest
 
 from eae.errors import EAEError
+from eae.evaluation.results import Results
 from eae.export.card import FORMAT, sha256_file
 from pipelines.orchestration.promote import promote_if_better
 
@@ -16,7 +17,7 @@ def candidate(repo, payload: bytes, gmm: float, extractor="classifier"):
     (models / "decoder.onnx").write_bytes(b"decoder-" + payload)
     (models / "generator_z.onnx").write_bytes(b"z-" + payload)
     (models / "README.md").write_text(f"model card of {payload!r}")
-    fid = {"gmm": gmm, "isotropic": 2 * gmm, "feature_extractor": extractor}
+    fid = Results({"fd": {"gmm": gmm, "isotropic": 2 * gmm}}, {"feature_extractor": extractor}).to_dict()
     card = {
         "format": FORMAT,
         "sha256": sha256_file(models / "generator.onnx"),
@@ -52,7 +53,7 @@ def test_better_replaces_worse_keeps(tmp_path):
     assert (tmp_path / "models/promoted/generator.onnx").read_bytes() == b"v2"
     record = json.loads((tmp_path / "reports/promotion.json").read_text())
     assert record["promoted"] is False and record["previous"]["value"] == 2.0
-    assert record["previous"]["evaluation"] == {"gmm": 2.0, "isotropic": 4.0, "feature_extractor": "classifier"}
+    assert record["previous"]["evaluation"]["metrics"] == {"fd": {"gmm": 2.0, "isotropic": 4.0}}
     assert {"git_commit", "git_dirty", "dvc_generator_md5"} <= set(record["revision"])
 
 
@@ -62,6 +63,19 @@ def test_incomparable_metrics_are_not_promoted(tmp_path):
     candidate(tmp_path, b"v2", 1.0, extractor="inception")
     decision = promote_if_better(tmp_path)
     assert not decision["promoted"] and "not comparable" in decision["reason"]
+
+
+def test_a_card_from_before_the_results_schema_still_compares(tmp_path):
+    candidate(tmp_path, b"v1", 3.0)
+    promote_if_better(tmp_path)
+    card_file = tmp_path / "models/promoted/generator.json"
+    card = json.loads(card_file.read_text())  # its evaluation as the evaluate stage wrote it before the schema
+    card_file.write_text(
+        json.dumps({**card, "evaluation": {"gmm": 3.0, "isotropic": 6.0, "feature_extractor": "classifier"}})
+    )
+    candidate(tmp_path, b"v2", 2.0)
+    decision = promote_if_better(tmp_path)
+    assert decision["promoted"] and decision["previous"]["value"] == 3.0
 
 
 def test_tampered_candidate_is_refused(tmp_path):

@@ -56,3 +56,27 @@ def test_entropy_weight_schedule_is_linear_and_off_by_default():
     cooldown.start_epoch(1)
     assert abs(cooldown.entropy_weight - 0.55) < 1e-12
     assert cooldown.describe()["weights"]["entropy_start_weight"] == 1.0
+
+
+def test_entropy_queue_adds_this_epochs_codes_and_starts_empty_each_epoch():
+    torch.manual_seed(0)
+    x = [torch.rand(20, 1, 16, 16) for _ in range(3)]
+    plain = EAE(SMALL, entropy_weight=0.3)
+    queued = EAE(SMALL, entropy_weight=0.3, entropy_queue=30)
+    queued.load_state_dict(plain.state_dict())
+    plain.train(), queued.train()
+    # The first minibatch of an epoch: empty queue, exactly the paper's batch estimate.
+    assert torch.equal(plain.loss(x[0])[0], queued.loss(x[0])[0]) and len(queued.queue) == 20
+    first = queued.queue.clone()
+    _, stats = queued.loss(x[1])
+    assert len(queued.queue) == 30  # newest first, capped
+    with torch.no_grad():
+        z1 = queued.encode(x[1])  # train mode: the codes the loss saw (no step was taken)
+    assert torch.equal(queued.queue[:20], z1) and torch.equal(queued.queue[20:], first[:10])
+    assert float(stats["entropy"]) == float(kl_entropy(z1, reference=first))
+    queued.eval()
+    queued.loss(x[2])  # an evaluation pass does not feed the queue
+    assert torch.equal(queued.queue[:20], z1)
+    queued.start_epoch(1)
+    assert queued.queue is None
+    assert queued.describe()["weights"]["entropy_queue"] == 30
