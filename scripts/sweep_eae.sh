@@ -25,13 +25,15 @@ declare -A SETTINGS=(
   [q1000]="objectives.eae.entropy_queue=1000"
   [rae_protocol]="train.epochs=150 train.val_fraction=0.1 train.lr_schedule=plateau train.select=best_val"
   [batch500]="train.batch_size=500"
+  [hardened]="density.gmm_kind=bayesian density.gmm_n_init=5 density.gmm_max_iter=2000"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${!SETTINGS[@]}")
 mkdir -p reports/sweeps
 for name in "${names[@]}"; do
   sets=()
-  for kv in ${SETTINGS[$name]}; do sets+=(--set "$kv"); done
-  python -m pipelines.orchestration.table1 --objectives "${OBJECTIVES:-eae}" --seeds "$SEEDS" --prefix "sw-$name" \
-    --output "reports/sweeps/$name.json" --no-report "${sets[@]}"
+  for kv in ${SETTINGS[$name]} ${EXTRA:-}; do sets+=(--set "$kv"); done
+  tag="$name${TAG:+-$TAG}"
+  python -m pipelines.orchestration.table1 --objectives "${OBJECTIVES:-eae}" --seeds "$SEEDS" --prefix "sw-$tag" \
+    --output "reports/sweeps/$tag.json" --no-report "${sets[@]}"
 done
