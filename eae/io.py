@@ -12,9 +12,11 @@ files as one set: all of them are replaced, or none.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -22,6 +24,125 @@ from typing import Any
 
 SET_PREFIX = ".eae-set"  # staging folders of atomic_files: .eae-set.<pid>.<random>
 COMMIT = ".commit"  # inside a staging folder: the set is complete and being moved into place
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes for people, with three significant digits in the largest unit below 1000 of it:
+    512 B, 2.05 kB, 18.4 MB, 120 GB (decimal units, as ``df -H``): never "0.00 GB" for a small size."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+    i = 0
+    while abs(n) >= 1000 and i < len(units) - 1:
+        n, i = n / 1000, i + 1
+    if i == 0:
+        return f"{n:.0f} B"
+    return f"{n:.0f} {units[i]}" if abs(n) >= 100 else f"{n:.1f} {units[i]}" if abs(n) >= 10 else f"{n:.2f} {units[i]}"
+
+
+def _shown(path: str | os.PathLike) -> str:
+    """The name a user knows a path by: a file staged by ``atomic_files`` (``<folder>/.eae-set.*/name``)
+    is shown as its destination ``<folder>/name``; an ``atomic_path`` temporary as its destination."""
+    path = Path(path)
+    if path.parent.name.startswith(SET_PREFIX + "."):
+        return str(path.parent.parent / path.name)
+    return str(path)
+
+
+def os_error_message(exc: OSError, path: str | os.PathLike | None = None, action: str = "cannot write") -> str:
+    """One line for an OSError that names the file and the reason: ``cannot write models/x.onnx: No space
+    left on device [ENOSPC]``. ``path`` is the file being handled (used when the error names none, e.g. a
+    failed write, or names only a temporary file of it)."""
+    name = _shown(path) if path is not None else _shown(exc.filename) if exc.filename else "a file"
+    if exc.filename and path is not None and not _is_temporary_of(Path(exc.filename), Path(path)):
+        if Path(exc.filename) in Path(path).parents:  # its folder could not be made: name both
+            name = f"{name}: {exc.filename}"
+        else:  # another file failed (e.g. an input read inside the block)
+            name, action = _shown(exc.filename), "cannot use"
+    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    code = f" [{errno.errorcode[exc.errno]}]" if exc.errno in errno.errorcode else ""
+    return f"{action} {name}: {reason}{code}"
+
+
+def _is_temporary_of(candidate: Path, path: Path) -> bool:
+    """Whether ``candidate`` is ``path`` itself, one of its writer's temporaries or inside its staging folder."""
+    if candidate == path or candidate.parent == path:
+        return True
+    if candidate.parent == path.parent and candidate.name.startswith(f".{path.name}."):
+        return True
+    return candidate.parent.name.startswith(SET_PREFIX + ".")
+
+
+def disk_full(folder: str | os.PathLike) -> bool:
+    """Whether the file system holding ``folder`` has no free block left (some writers, e.g. torch.save,
+    report a full disk only as a failed write of their own)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail == 0 or st.f_bfree == 0
+
+
+def _write_failure(exc: BaseException, path: Path):
+    """The one-line EAEError for a failed write of ``path``, or None to let ``exc`` propagate."""
+    from eae.errors import EAEError
+
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return EAEError(os_error_message(exc, path))
+    # Without an errno the writer reported a short write its own way (numpy: "100000 requested and 7664
+    # written", torch.save: "unexpected pos"): a full disk when the disk is full, else its own message.
+    if isinstance(exc, (OSError, RuntimeError)) and disk_full(path.parent):
+        return EAEError(f"cannot write {_shown(path)}: No space left on device [ENOSPC]")
+    return None
+
+
+FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_regular_file(path: str | os.PathLike, what: str = "file", missing_hint: str = "") -> Path:
+    """``path`` if it is a regular file (a link to one is fine), else a one-line EAEError naming it and
+    what it is instead: missing, a directory, a FIFO or a device (reading those would block forever or
+    never end), unreadable. Checked with ``stat``, so nothing is opened."""
+    from eae.errors import EAEError
+
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise EAEError(f"missing {what} {path}" + (f": {missing_hint}" if missing_hint else "")) from None
+    except OSError as exc:
+        raise EAEError(os_error_message(exc, path, action=f"cannot read {what}")) from None
+    for test, kind in FILE_KINDS:
+        if test(mode):
+            raise EAEError(f"{what} {path} is {kind}, not a regular file")
+    if not os.access(path, os.R_OK):
+        raise EAEError(f"cannot read {what} {path}: Permission denied [EACCES]")
+    return path
+
+
+def read_regular_bytes(path: str | os.PathLike, what: str = "file", limit: int | None = None) -> bytes:
+    """The bytes of a regular file (``check_regular_file``), at most ``limit`` of them (a larger file is a
+    one-line EAEError naming its size): a FIFO or device never blocks the caller."""
+    from eae.errors import EAEError
+
+    path = check_regular_file(path, what)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # the file may have been swapped for a FIFO since
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise EAEError(f"{what} {path} is not a regular file")
+            data = f.read(limit + 1 if limit is not None else -1)
+    except OSError as exc:
+        raise EAEError(os_error_message(exc, path, action=f"cannot read {what}")) from None
+    if limit is not None and len(data) > limit:
+        raise EAEError(
+            f"{what} {path} is larger than {human_bytes(limit)} ({human_bytes(os.path.getsize(path))}): not a {what}"
+        )
+    return data
 
 
 def _umask() -> int:
@@ -115,17 +236,25 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     writers (numpy, torch.onnx) choose the format by extension.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=suffix if suffix is not None else path.suffix
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(path)
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=suffix if suffix is not None else path.suffix
+        )
+    except OSError as exc:
+        raise _write_failure(exc, path) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; give outputs normal permissions
         os.replace(tmp_path, path)
+    except (OSError, RuntimeError) as exc:  # a full disk, a read-only folder: one line naming the output
+        failure = _write_failure(exc, path)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -134,9 +263,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``path`` as a whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(path)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}."))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(path)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}."))
+    except OSError as exc:
+        raise _write_failure(exc, path) from None
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
@@ -148,6 +280,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
         if old is not None:
             remove_path(old)
+    except (OSError, RuntimeError) as exc:
+        failure = _write_failure(exc, path)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -169,11 +306,14 @@ def atomic_files(paths: Iterable[str | os.PathLike]) -> Iterator[list[Path]]:
     if not paths or len(folders) != 1 or len(set(names)) != len(names) or COMMIT in names:
         raise ValueError(f"atomic_files needs distinct file names in one folder, got {[str(p) for p in paths]}")
     folder = paths[0].parent
-    folder.mkdir(parents=True, exist_ok=True)
-    recover_sets(folder)
-    for p in paths:
-        clean_stale(p)
-    stage = Path(tempfile.mkdtemp(dir=folder, prefix=f"{SET_PREFIX}.{os.getpid()}."))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        recover_sets(folder)
+        for p in paths:
+            clean_stale(p)
+        stage = Path(tempfile.mkdtemp(dir=folder, prefix=f"{SET_PREFIX}.{os.getpid()}."))
+    except OSError as exc:
+        raise _write_failure(exc, paths[0]) from None
     committed = False
     try:
         staged = [stage / name for name in names]
@@ -186,6 +326,13 @@ def atomic_files(paths: Iterable[str | os.PathLike]) -> Iterator[list[Path]]:
         (stage / COMMIT).write_text("\n".join(names) + "\n")
         committed = True
         _move_set(stage, folder, names)
+    except (OSError, RuntimeError) as exc:  # names the file of the set that failed, else the set
+        name = Path(exc.filename) if isinstance(exc, OSError) and exc.filename else None
+        known = name is not None and name.parent == stage
+        failure = _write_failure(exc, folder / (name.name if known else "{" + ", ".join(names) + "}"))
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         if not committed or not any((stage / name).exists() for name in names):
             shutil.rmtree(stage, ignore_errors=True)
@@ -208,10 +355,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
     path = Path(path)
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EAEError(f"missing file {path}") from None
-    except json.JSONDecodeError as exc:
+        return json.loads(read_regular_bytes(path, "file"))  # a FIFO or device never blocks
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EAEError(f"corrupt JSON in {path}: {exc}") from None
 
 
@@ -222,9 +367,7 @@ def load_payload(path: str | Path, fmt: str | tuple[str, ...], what: str, missin
 
     from eae.errors import EAEError
 
-    path = Path(path)
-    if not path.exists():
-        raise EAEError(f"missing {what} {path}: {missing_hint}")
+    path = check_regular_file(path, what, missing_hint)  # a FIFO would block torch.load forever
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files

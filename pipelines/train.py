@@ -26,9 +26,10 @@ from dvclive import Live
 from tqdm import tqdm
 
 from eae.data.prepared import read_manifest, read_split, seeded_split
+from eae.errors import EAEError
 from eae.images import image_grid
 from eae.io import atomic_dir, write_json
-from eae.models.inference import reconstruct, reconstruction_error
+from eae.models.inference import encode, reconstruct, reconstruction_error
 from eae.models.networks import ArchConfig
 from eae.models.objectives.base import Objective
 from eae.models.objectives.registry import build_objective
@@ -202,19 +203,24 @@ def train(p: Params) -> None:
             for epoch in range(first_epoch, t.epochs):
                 model.start_epoch(epoch)  # every rank: schedules of the objective's weights
                 lr = optimizer.param_groups[0]["lr"]
-                stats = train_epoch(
-                    model,
-                    optimizer,
-                    images,
-                    t.batch_size,
-                    generator=shuffle,
-                    progress=bar,
-                    device=None if on_device else device,
-                    amp_dtype=amp,
-                    channels_last=t.channels_last,
-                    loss_fn=loss_fn,
-                    shard=shard,
-                )
+                try:
+                    stats = train_epoch(
+                        model,
+                        optimizer,
+                        images,
+                        t.batch_size,
+                        generator=shuffle,
+                        progress=bar,
+                        device=None if on_device else device,
+                        amp_dtype=amp,
+                        channels_last=t.channels_last,
+                        loss_fn=loss_fn,
+                        shard=shard,
+                    )
+                except FloatingPointError as exc:  # NaN weights are never written: no checkpoint, no resume state
+                    raise EAEError(
+                        f"epoch {epoch + 1}: {exc}; nothing was written (lower train.lr or the objective's weights)"
+                    ) from None
                 stats["lr"] = lr
                 if val_images is not None:  # rank 0's number on every rank: the same lr and selection everywhere
                     stats["val_recon"] = broadcast(reconstruction_error(model, val_images) if lead else None, shard)
@@ -238,7 +244,15 @@ def train(p: Params) -> None:
                 model.load_state_dict(best["state"])
                 log.info("selected epoch %d (validation reconstruction %.4f)", best["epoch"], best["val"])
             if lead:  # inside the dvclive swap: the curves change only together with the checkpoint
-                write_outputs(p, model, manifest, history, first_epoch, time.perf_counter() - start, best)
+                write_outputs(p, model, manifest, history, first_epoch, time.perf_counter() - start, best, images)
+
+
+def code_statistics(model: Objective, images: torch.Tensor) -> dict:
+    """The eval-mode codes of the training images (what fit_density fits its densities to): per-dimension
+    mean and standard deviation, and their count. Export checks a density against them
+    (``eae.sampling.density.check_plausible``)."""
+    codes = encode(model, images).double()
+    return {"mean": codes.mean(0).tolist(), "std": codes.std(0, correction=0).tolist(), "n": len(codes)}
 
 
 def training_and_validation(p: Params) -> tuple[np.ndarray, np.ndarray | None]:
@@ -273,8 +287,10 @@ def write_outputs(
     first_epoch: int,
     seconds: float,
     best: dict | None = None,
+    train_images: torch.Tensor | None = None,
 ) -> None:
-    """The stage's outputs (rank 0 only): checkpoint, metrics; the resume state is then obsolete."""
+    """The stage's outputs (rank 0 only): checkpoint (with the training codes' statistics when
+    ``train_images`` are given), metrics; the resume state is then obsolete."""
     test = torch.from_numpy(read_split(PREPARED, "test").images)
     shape = model.arch.image_shape
     test_mse = float((reconstruct(model, test).cpu() - test.float() / 255).pow(2).mean())
@@ -293,7 +309,11 @@ def write_outputs(
         model,
         params=p.model_dump(),
         metrics={**metrics, "history": history},
-        extra={"dataset": manifest["source"], "data_hash": manifest["content_hash"]},
+        extra={
+            "dataset": manifest["source"],
+            "data_hash": manifest["content_hash"],
+            **({"code_stats": code_statistics(model, train_images)} if train_images is not None else {}),
+        },
     )
     write_json(TRAIN_METRICS, metrics)
     Path(RESUME_STATE).unlink(missing_ok=True)

@@ -64,6 +64,49 @@ _UNREADABLE: tuple[type[BaseException], ...] = (
     zipfile.BadZipFile,
 )
 
+#: Transparent pixels are composited over this colour (white: how a transparent image shows on a page);
+#: dropping the alpha channel, Pillow's convert("RGB"), shows whatever colour the invisible pixels hold.
+ALPHA_BACKGROUND = (255, 255, 255)
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I;16S")
+_WITH_ALPHA = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def to_rgb(im):
+    """A Pillow image of any mode as 8-bit RGB with its pixel values kept (ValueError when they cannot be:
+    the file is then an unreadable image, listed in the manifest):
+
+    - 16-bit grayscale (``I;16*``, 16-bit PNG and TIFF) is scaled, v x 255 / 65535 rounded; Pillow's
+      convert would clip every value above 255 (a 16-bit photo became 99 % white);
+    - 32-bit integers (``I``) are 16-bit values in 0..65535 (what older Pillow opens 16-bit files as) and
+      scaled the same way; other ranges have no known scale;
+    - 32-bit floats (``F``) in [0, 1] are scaled by 255 (convert truncates 0.5 to 0); others have no known scale;
+    - transparency (RGBA, LA, PA, a palette with a transparent colour) is composited over ALPHA_BACKGROUND;
+    - the rest (1, L, P, RGB, CMYK, YCbCr, LAB, HSV) by Pillow's conversion (palette lookup, CMYK/LAB/HSV).
+    """
+    from PIL import Image
+
+    mode = im.mode
+    if mode in _SIXTEEN_BIT or mode == "I":
+        a = np.asarray(im).astype(np.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ValueError(f"{mode} pixels range over {a.min()}..{a.max()}, outside 0..65535: unknown scale")
+        return Image.fromarray(np.rint(a * (255.0 / 65535.0)).astype(np.uint8), "L").convert("RGB")
+    if mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        if a.size and not (np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0):
+            raise ValueError(
+                f"floating-point pixels range over {a.min():.4g}..{a.max():.4g}, outside [0, 1]: unknown scale"
+            )
+        return Image.fromarray(np.rint(a * 255.0).astype(np.uint8), "L").convert("RGB")
+    if mode == "P" and "transparency" in im.info:
+        im, mode = im.convert("RGBA"), "RGBA"
+    if mode in _WITH_ALPHA:
+        rgba = im.convert("RGBA") if mode != "La" else im.convert("LA").convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
 _ZIPS: dict[str, zipfile.ZipFile] = {}  # per process: archives stay open while a split is decoded
 
 
@@ -100,7 +143,9 @@ class ImageDecoder:
     bilinear/bicubic, which approximate PIL's filters of those names, not LANCZOS.)
 
     An image of more than ``max_pixels`` pixels (its header says so) is unreadable without being
-    decoded (see ``MAX_IMAGE_PIXELS``).
+    decoded (see ``MAX_IMAGE_PIXELS``). Every mode becomes RGB with its values kept (``to_rgb``: 16-bit
+    scaled, transparency composited, ...), after the rotation its EXIF orientation asks for (as a photo
+    viewer shows it).
     """
 
     base: str
@@ -116,7 +161,7 @@ class ImageDecoder:
         return f"{self.base}:{self.zip_prefix}{name}"
 
     def __call__(self, name: str) -> np.ndarray:
-        from PIL import Image
+        from PIL import Image, ImageOps
 
         if self.zip_prefix is None:
             source: object = Path(self.base) / name
@@ -132,7 +177,7 @@ class ImageDecoder:
                     raise ValueError(
                         f"{w}x{h} = {w * h:,} pixels exceeds the limit of {self.max_pixels:,} pixels (not decoded)"
                     )
-                im = im.convert("RGB")  # decodes the whole file: truncated data raises here
+                im = to_rgb(ImageOps.exif_transpose(im))  # decodes the whole file: truncated data raises here
         w, h = im.size
         if self.crop == "fixed":
             if w < self.crop_size or h < self.crop_size:

@@ -17,12 +17,14 @@ prepare stage only).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from eae.errors import EAEError
+from eae.io import check_regular_file, read_regular_bytes
 
 MANIFEST = "manifest.json"
 FORMAT = "eae-prepared/1"
@@ -76,37 +78,104 @@ def write_manifest(out_dir: str | Path, manifest: dict) -> None:
     (Path(out_dir) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.npy$")  # a shard or label file: inside the folder
+MAX_CLASSES = 65_536  # labels index a classifier's outputs: larger values are not class indices
+
+
+def _manifest_problem(manifest: object) -> str | None:
+    """What is wrong with a manifest's structure (None: nothing), naming the field."""
+    if not isinstance(manifest, dict):
+        return f"expected a JSON object, got {type(manifest).__name__}"
+    if manifest.get("format") != FORMAT:
+        return f"unknown format {manifest.get('format')!r}, expected {FORMAT!r}"
+    for key in ("source", "content_hash"):
+        if not isinstance(manifest.get(key), str):
+            return f"'{key}' must be a string, got {manifest.get(key)!r:.80}"
+    shape = manifest.get("image_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(type(n) is int and n >= 1 for n in shape)):
+        return f"'image_shape' must be [C, H, W] of positive integers, got {shape!r:.80}"
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict) or not splits:
+        return f"'splits' must be a non-empty object, got {splits!r:.80}"
+    for name, entry in splits.items():
+        where = f"'splits.{name}"
+        if not isinstance(entry, dict):
+            return f"{where}' must be an object"
+        if type(entry.get("count")) is not int or entry["count"] < 0:
+            return f"{where}.count' must be a non-negative integer, got {entry.get('count')!r:.80}"
+        shards = entry.get("shards")
+        if not isinstance(shards, list) or not all(isinstance(f, str) and _FILE_NAME.match(f) for f in shards):
+            return f"{where}.shards' must list .npy file names inside the folder, got {shards!r:.80}"
+        labels = entry.get("labels")
+        if labels is not None and not (isinstance(labels, str) and _FILE_NAME.match(labels)):
+            return f"{where}.labels' must be null or a .npy file name inside the folder, got {labels!r:.80}"
+    return None
+
+
 def read_manifest(prepared_dir: str | Path) -> dict:
+    """The manifest of a prepared folder, checked (its fields, their types, shard names that stay inside the
+    folder); every problem is one EAEError line naming the file and the field."""
     path = Path(prepared_dir) / MANIFEST
     try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EAEError(f"missing {path}: run the prepare stage first (dvc repro prepare)") from None
-    except json.JSONDecodeError as exc:
-        raise EAEError(f"corrupt {path}: {exc}") from None
-    if manifest.get("format") != FORMAT:
-        raise EAEError(f"{path}: unknown format {manifest.get('format')!r}, expected {FORMAT!r}")
+        data = read_regular_bytes(path, "manifest")
+    except EAEError as exc:
+        if str(exc).startswith("missing "):
+            raise EAEError(f"missing {path}: run the prepare stage first (dvc repro prepare)") from None
+        raise
+    try:
+        manifest = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EAEError(f"corrupt {path}: {' '.join(str(exc).split())[:200]}") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise EAEError(f"{path}: {problem}")
     return manifest
 
 
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        a = np.load(check_regular_file(path, "shard"), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise EAEError(f"cannot read shard {path} (corrupt): {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(a, np.ndarray):
+        raise EAEError(f"{path} is an .npz archive, not one .npy array")
+    return a
+
+
 def read_split(prepared_dir: str | Path, split: str) -> Split:
-    """Load one split of a prepared dataset (all shards concatenated)."""
+    """Load one split of a prepared dataset (all shards concatenated); each shard and the labels checked
+    against the manifest (dtype, shape, count, label range), every problem one EAEError line naming the file."""
     prepared_dir = Path(prepared_dir)
     manifest = read_manifest(prepared_dir)
     if split not in manifest["splits"]:
         raise EAEError(f"{prepared_dir}: no split {split!r}; has {sorted(manifest['splits'])}")
     entry = manifest["splits"][split]
-    try:
-        parts = [np.load(prepared_dir / f, allow_pickle=False) for f in entry["shards"]]
-        labels = np.load(prepared_dir / entry["labels"], allow_pickle=False) if entry.get("labels") else None
-    except (OSError, ValueError) as exc:
-        raise EAEError(f"{prepared_dir}: cannot read split {split!r}: {exc}") from None
-    images = np.concatenate(parts)
-    if images.dtype != np.uint8 or list(images.shape[1:]) != manifest["image_shape"] or len(images) != entry["count"]:
+    shape = manifest["image_shape"]
+    parts = []
+    for name in entry["shards"]:
+        a = _load_array(prepared_dir / name)
+        if a.dtype != np.uint8 or a.ndim != 4 or list(a.shape[1:]) != shape:
+            raise EAEError(
+                f"{prepared_dir / name}: {a.dtype} {list(a.shape)}, but {MANIFEST} says uint8 [n, {', '.join(map(str, shape))}]"
+            )
+        parts.append(a)
+    images = np.concatenate(parts) if parts else np.empty((0, *shape), np.uint8)
+    if len(images) != entry["count"]:
         raise EAEError(
-            f"{prepared_dir}: split {split!r} does not match its manifest "
-            f"({images.dtype} {images.shape}, expected {entry['count']} x {manifest['image_shape']})"
+            f"{prepared_dir}: split {split!r} has {len(images)} images in its shards, but {MANIFEST} says {entry['count']}"
         )
+    labels = None
+    if entry.get("labels"):
+        labels = _load_array(prepared_dir / entry["labels"])
+        if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (len(images),):
+            raise EAEError(
+                f"{prepared_dir / entry['labels']}: {labels.dtype} {list(labels.shape)}, expected integers [{len(images)}]"
+            )
+        if labels.size and (labels.min() < 0 or labels.max() >= MAX_CLASSES):
+            raise EAEError(
+                f"{prepared_dir / entry['labels']}: labels range over {labels.min()}..{labels.max()}, "
+                f"expected class indices 0..{MAX_CLASSES - 1}"
+            )
     return Split(images, labels)
 
 

@@ -3,12 +3,18 @@
     {"schema": "eae-results/2",
      "metrics": {metric: {column: number}},
      "class_shares": {column: [share of each predicted class]},     (labelled data, classifier features)
-     "protocol": {"feature_extractor", "metric_name", "n_generated", "reference": {"split", "n"}, ...}}
+     "protocol": {"feature_extractor", "metric_name", "n_generated", "reference": {"split", "n"},
+                  "checkpoint_sha256", "density_sha256", ...}}
 
 Metrics (``METRICS``): ``fd`` the Fréchet distance (FID with Inception features), ``kid`` (mean over the
 subsets) and ``kid_std``, ``precision`` and ``recall`` (k = 3), ``class_entropy`` (digits). Columns
 (``COLUMNS``): the samplers of ``eae.sampling.density.ALL_SAMPLERS``, then ``reconstruction`` (the
 test images reconstructed, not generated).
+
+``protocol.checkpoint_sha256`` and ``protocol.density_sha256`` name the files that were scored (the
+sha256 of models/eae.pt and models/density.npz): ``Results.provenance_problem`` says when the scores
+belong to other files (a retrain without evaluate), so the report and the model card never show them
+as this run's. Records written before them have neither (their provenance is unknown).
 
 ``parse_results`` / ``read_results`` are the only readers: the model card, promotion, the Prefect
 artifacts, Table 1 and the report all go through them. They also read the record evaluate wrote
@@ -96,6 +102,21 @@ class Results:
             for m in METRICS
             if (v := self.value(m, c)) is not None
         ]
+
+    def provenance_problem(self, checkpoint_sha256: str, density_sha256: str | None = None) -> str | None:
+        """Why these scores do not belong to the checkpoint (and density) with these sha256s: the file
+        the record names is another one; None when they belong, or when the record names none (written
+        before the sha256s were recorded: unknown)."""
+        for what, recorded, actual in (
+            ("checkpoint", self.protocol.get("checkpoint_sha256"), checkpoint_sha256),
+            ("density", self.protocol.get("density_sha256"), density_sha256),
+        ):
+            if isinstance(recorded, str) and actual is not None and recorded != actual:
+                return (
+                    f"its scores belong to another {what} (sha256 {recorded[:12]}…), not the current one "
+                    f"({actual[:12]}…)"
+                )
+        return None
 
     def per_column(self) -> list[dict]:
         """One row per column, ``{"sampler": column, metric: value, ...}`` (metrics in ``METRICS`` order): the

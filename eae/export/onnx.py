@@ -94,6 +94,12 @@ def export_onnx(
         for key, value in metadata.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, str(value)
+        written = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+        if written != [opset]:  # torch.onnx keeps its own opset when it cannot convert to the one asked for
+            raise EAEError(
+                f"ONNX export of {path.name}: asked for opset {opset}, the exporter wrote opset "
+                f"{', '.join(map(str, written)) or 'none'} (torch.onnx cannot convert this graph to {opset})"
+            )
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(tmp))
         max_diff = max(parity(module, tmp, example_inputs, input_names, n) for n in (1, 7))
@@ -164,3 +170,28 @@ def parity(
                 "(non-finite density parameters or weights)"
             )
     return float(np.abs(got.astype(np.float64) - expected.astype(np.float64)).max())  # no uint8 wrap-around
+
+
+#: A generator whose sampled images have more than this share of pixels at 0 or 255 (8 bits) draws
+#: saturated garbage: its latents lie far outside what the decoder was trained on (a density of absurd
+#: scale). Trained digits generators have 0-5 %, near-binary data such as MNIST stays well below.
+MAX_SATURATED_SHARE = 0.99
+
+
+def check_not_saturated(generator: Generator, where: str, n: int = 256, seed: int = 0) -> float:
+    """Decode ``n`` seeded samples of ``generator`` (torch, CPU) and refuse (EAEError naming ``where``) when
+    more than MAX_SATURATED_SHARE of their 8-bit pixels are 0 or 255; returns that share."""
+    from eae.export.runtime import draw_inputs
+
+    noise, u = draw_inputs(n, generator.noise_dim, seed)
+    with torch.no_grad():
+        images = generator.cpu().eval()(torch.from_numpy(noise), torch.from_numpy(u)).numpy()
+    levels = np.clip(np.rint(np.nan_to_num(images, nan=0.0) * 255.0), 0, 255)
+    share = float(np.isin(levels, (0.0, 255.0)).mean())
+    if not share <= MAX_SATURATED_SHARE:
+        raise EAEError(
+            f"{where}: {share:.1%} of the pixels of {n} sampled images are 0 or 255 (at most "
+            f"{MAX_SATURATED_SHARE:.0%} expected): the sampler's latents lie far outside what the decoder "
+            "was trained on (rerun fit_density)"
+        )
+    return share

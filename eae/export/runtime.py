@@ -346,7 +346,7 @@ def write_npy_stream(path: str | Path, chunks: Iterator[np.ndarray], n: int, ima
     atomically; memory stays flat in n. Refuses up front when the file cannot fit on the disk."""
     import shutil
 
-    from eae.io import atomic_path
+    from eae.io import atomic_path, human_bytes
 
     path = Path(path)
     nbytes = n * int(np.prod(image_shape))
@@ -355,7 +355,9 @@ def write_npy_stream(path: str | Path, chunks: Iterator[np.ndarray], n: int, ima
         folder = folder.parent
     free = shutil.disk_usage(folder).free
     if nbytes > free:
-        raise EAEError(f"--npy {path}: {n:,} images need {nbytes / 1e9:.2f} GB, only {free / 1e9:.2f} GB free")
+        raise EAEError(
+            f"--npy {path}: {n:,} images need {human_bytes(nbytes)}, only {human_bytes(free)} free on {folder}"
+        )
     header = {
         "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
         "fortran_order": False,
@@ -458,8 +460,10 @@ def main(argv: list[str] | None = None, script: str | None = None) -> int:
     except EAEError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:  # names the file and the reason (a bare errno line named neither)
+        from eae.io import os_error_message
+
+        print(f"error: {os_error_message(exc, action='cannot use')}", file=sys.stderr)
         return 2
 
 

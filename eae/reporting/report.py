@@ -500,6 +500,7 @@ def report_context(
     objective: dict | None = None,
     table1: dict | None = None,
     bench: dict | None = None,
+    fid_problem: str | None = None,
 ) -> dict:
     """The template context: one builder per section of the page (figures rendered and embedded).
 
@@ -519,14 +520,20 @@ def report_context(
     objective: the checkpoint's {"name", "weights"} (default: the EAE).
     table1: reports/table1.json (``pipelines.orchestration.table1``), or None.
     bench: reports/bench.json (``make bench``), or None.
+    fid_problem: why ``fid`` does not belong to this run's checkpoint or density
+        (``Results.provenance_problem``): its scores are then refused (shown nowhere) and the page says why.
     """
     missing: list[str] = []
     dataset = run.get("dataset") or "unknown"
     params = run.get("params") or {}
     objective = objective or {"name": "eae", "weights": {"entropy_weight": params.get("entropy_weight")}}
-    results = parse_results(fid) if fid is not None else None
+    results = parse_results(fid) if fid is not None and fid_problem is None else None
     table = fid_table(results, dataset, objective["name"])
-    if results is None:
+    if fid_problem is not None:
+        stale = f"reports/fid.json is not this run's: {fid_problem}; its scores are not shown (dvc repro evaluate)"
+        missing.append(stale)
+        table["notes"] = [stale + "." if n.startswith("reports/fid.json is missing") else n for n in table["notes"]]
+    elif results is None:
         missing.append("reports/fid.json (Fréchet distances): run the evaluate stage")
     elif table["missing"]:
         missing.append("reports/fid.json has no value for " + ", ".join(table["missing"]))

@@ -19,13 +19,14 @@ No torch here.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from eae.errors import EAEError
-from eae.io import atomic_path
+from eae.io import atomic_path, check_regular_file
 from eae.sampling import ALL_SAMPLERS, FLOW, GMM_KINDS, SAMPLERS, TWO_STAGE, WEIGHT_PRIORS
 
 __all__ = ["ALL_SAMPLERS", "FLOW", "SAMPLERS", "TWO_STAGE"]  # the names, for this module's readers
@@ -268,36 +269,73 @@ def save_densities(
         np.savez(tmp, **arrays)
 
 
-def _read(path: Path, read):
-    """``read(npz)`` on the opened file, with one-line errors for a missing or corrupt one."""
+# What np.load raises for a truncated, damaged or crafted .npz (zip members, headers, array data).
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile, NotImplementedError)
+SECOND_STAGE_CONFIG = ("dim", "latent_dim", "hidden", "layers")  # positive ints, SecondStageVAE's arguments
+
+
+def read_density_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of a density file, read without pickle; one EAEError line naming the file for a missing,
+    irregular (a FIFO, a device), truncated or damaged file."""
+    path = check_regular_file(path, "density file", "run the fit_density stage first (dvc repro fit_density)")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return read(f)
-    except FileNotFoundError:
-        raise EAEError(f"missing {path}: run the fit_density stage first (dvc repro fit_density)") from None
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise EAEError(f"corrupt density file {path}: {' '.join(str(exc).split())}") from None
+        f = np.load(path, allow_pickle=False)
+        if isinstance(f, np.ndarray):
+            raise ValueError("a single .npy array, not an .npz archive of named arrays")
+        with f:
+            return {k: f[k] for k in f.files}
+    except _UNREADABLE as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise EAEError(f"corrupt density file {path}: {reason}") from None
+
+
+def _real(a: np.ndarray) -> bool:
+    """Real numbers (integers or floats; not booleans, complex numbers, strings or records)."""
+    return np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+
+
+def _check_second_stage(path: Path, config: dict, params: dict[str, np.ndarray]) -> None:
+    """The second stage's config names positive sizes and its arrays have the shapes that network has."""
+    if not isinstance(config, dict) or not all(
+        isinstance(config.get(k), int) and not isinstance(config.get(k), bool) and config[k] >= 1
+        for k in SECOND_STAGE_CONFIG
+    ):
+        raise EAEError(f"{path}: second_stage.config must give positive integers {', '.join(SECOND_STAGE_CONFIG)}")
+    from eae.models.objectives.vae import SecondStageVAE
+
+    expected = {
+        k: tuple(v.shape) for k, v in SecondStageVAE(*(config[k] for k in SECOND_STAGE_CONFIG)).state_dict().items()
+    }
+    wrong = sorted(set(expected) ^ set(params)) or [k for k in expected if tuple(params[k].shape) != expected[k]]
+    if wrong:
+        k = wrong[0]
+        have = list(params[k].shape) if k in params else "nothing"
+        need = list(expected[k]) if k in expected else "nothing"
+        raise EAEError(f"{path}: second stage parameter '{k}' is {have}, its config {config} needs {need}")
 
 
 def _load_network(path: str | Path, name: str) -> NetworkDensity | None:
-    """The network sampler ``name`` (a key of ``NETWORKS``) stored in a density file, or None."""
+    """The network sampler ``name`` (a key of ``NETWORKS``) stored in a density file, or None; its config
+    must be a JSON object and its parameters finite real numbers (the second stage's also of the shapes its
+    config gives)."""
     path = Path(path)
     prefix, cls = NETWORKS[name]
-
-    def read(f):
-        if prefix + "config" not in f.files:
-            return None
-        config = json.loads(str(f[prefix + "config"]))
-        return config, {k[len(prefix) :]: f[k] for k in f.files if k.startswith(prefix) and k != prefix + "config"}
-
-    found = _read(path, read)
-    if found is None:
+    arrays = read_density_arrays(path)
+    if prefix + "config" not in arrays:
         return None
-    config, arrays = found
-    bad = [k for k, v in arrays.items() if not (np.issubdtype(v.dtype, np.number) and np.isfinite(v).all())]
+    try:
+        config = json.loads(str(arrays[prefix + "config"]))
+    except ValueError as exc:
+        raise EAEError(f"{path}: {prefix}config is not JSON ({exc})") from None
+    params = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix) and k != prefix + "config"}
+    if name == TWO_STAGE:
+        _check_second_stage(path, config, params)
+    elif not isinstance(config, dict):
+        raise EAEError(f"{path}: {prefix}config must be a JSON object")
+    bad = [k for k, v in params.items() if not (_real(v) and np.isfinite(v).all())]
     if bad:
         raise EAEError(f"{path}: {name} parameters {', '.join(bad)} hold NaN, infinite or non-numeric values")
-    return cls(config, arrays)
+    return cls(config, params)
 
 
 def load_second_stage(path: str | Path) -> SecondStage | None:
@@ -320,10 +358,10 @@ def load_temperature(path: str | Path) -> float:
     """The sampling temperature tau stored in a density file (1 when it stores none): every sampler
     draws its noise from N(0, tau^2 I) instead of N(0, I) (``eae.sampling.generator``)."""
     path = Path(path)
-    value = _read(path, lambda f: f[TEMPERATURE] if TEMPERATURE in f.files else None)
+    value = read_density_arrays(path).get(TEMPERATURE)
     if value is None:
         return 1.0
-    if value.shape != () or not np.issubdtype(value.dtype, np.number):
+    if value.shape != () or not _real(value):
         raise EAEError(f"{path}: temperature must be one number, got {value.dtype} {list(value.shape)}")
     return check_temperature(float(value), str(path))
 
@@ -332,8 +370,9 @@ def check_mixture(m: Mixture, where: str) -> Mixture:
     """Refuse a mixture whose arrays do not fit together (weights [K], means [K, d], covariances
     [K, d, d]) or hold NaN/infinity or negative weights: sampling it would give NaN images."""
     w, mu, cov = (np.asarray(a) for a in (m.weights, m.means, m.covariances))
-    if not all(np.issubdtype(a.dtype, np.number) for a in (w, mu, cov)):
-        raise EAEError(f"{where}: non-numeric arrays")
+    odd = [f"{n} {a.dtype}" for n, a in (("weights", w), ("means", mu), ("covariances", cov)) if not _real(a)]
+    if odd:
+        raise EAEError(f"{where}: {', '.join(odd)}: expected arrays of real numbers")
     if (
         w.ndim != 1
         or len(w) < 1
@@ -351,19 +390,29 @@ def check_mixture(m: Mixture, where: str) -> Mixture:
             raise EAEError(f"{where}: {name} hold NaN or infinite values")
     if (w < 0).any() or w.sum() <= 0:
         raise EAEError(f"{where}: weights must be non-negative with a positive sum")
+    for i, c in enumerate(np.asarray(cov, np.float64)):
+        try:
+            if not np.allclose(c, c.T, rtol=1e-5, atol=1e-8 * max(1.0, float(np.abs(c).max()))):
+                raise np.linalg.LinAlgError
+            np.linalg.cholesky(c)
+        except np.linalg.LinAlgError:
+            raise EAEError(f"{where}: covariance {i} is not symmetric positive definite") from None
     return m
 
 
 def load_densities(path: str | Path) -> dict[str, Mixture]:
     """The mixtures stored in a density file, by sampler name (each checked by ``check_mixture``)."""
     path = Path(path)
-    prefixes = tuple(prefix for prefix, _ in NETWORKS.values())
-
-    def read(f):
-        names = sorted({k.rsplit("_", 1)[0] for k in f.files if not k.startswith(prefixes) and k != TEMPERATURE})
-        return {n: Mixture(f[f"{n}_weights"], f[f"{n}_means"], f[f"{n}_covariances"]) for n in names}
-
-    return {n: check_mixture(m, f"{path} ({n})") for n, m in _read(path, read).items()}
+    arrays = read_density_arrays(path)
+    networks = tuple(prefix for prefix, _ in NETWORKS.values())
+    names = sorted({k.rsplit("_", 1)[0] for k in arrays if not k.startswith(networks) and k != TEMPERATURE})
+    mixtures = {}
+    for n in names:
+        missing = [f"{n}_{part}" for part in ("weights", "means", "covariances") if f"{n}_{part}" not in arrays]
+        if missing:
+            raise EAEError(f"{path}: sampler {n!r} lacks {', '.join(missing)}")
+        mixtures[n] = Mixture(arrays[f"{n}_weights"], arrays[f"{n}_means"], arrays[f"{n}_covariances"])
+    return {n: check_mixture(m, f"{path} ({n})") for n, m in mixtures.items()}
 
 
 def load_samplers(path: str | Path) -> dict[str, Mixture | NetworkDensity]:
@@ -375,3 +424,41 @@ def load_samplers(path: str | Path) -> dict[str, Mixture | NetworkDensity]:
         if network is not None:
             found[name] = network
     return {name: found[name] for name in sorted(found, key=lambda n: (ALL_SAMPLERS + (n,)).index(n))}
+
+
+#: How far (in standard deviations of the codes, per dimension) a fitted component's mean may lie from the
+#: codes' mean, and its variances from theirs (squared). A component mean is a weighted mean of codes, and
+#: a component's variance is at most the spread of its codes: both stay well inside for any fit; a density
+#: of absurd scale (means x 1e30: a generator drawing only 0 and 255 pixels) lies far outside.
+PLAUSIBLE_SIGMAS = 10.0
+
+
+def check_plausible(m: Mixture, code_mean: np.ndarray, code_std: np.ndarray, where: str) -> Mixture:
+    """Refuse a mixture whose means or variances are implausible for codes with ``code_mean`` and
+    ``code_std`` per dimension (those it was fitted to): a component mean farther than
+    PLAUSIBLE_SIGMAS standard deviations from the codes' mean in some dimension, or a variance larger than
+    PLAUSIBLE_SIGMAS² times theirs. A dimension whose codes hardly vary is measured against 1e-3 of the
+    widest one (no division by zero)."""
+    try:
+        mean, std = np.asarray(code_mean, np.float64), np.asarray(code_std, np.float64)
+    except (TypeError, ValueError):
+        raise EAEError(f"{where}: the codes' statistics are not numbers") from None
+    if mean.shape != (m.dim,) or std.shape != (m.dim,) or not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise EAEError(f"{where}: the codes' statistics do not fit a {m.dim}-dimensional density")
+    scale = np.maximum(std, 1e-3 * float(std.max(initial=0.0)) + 1e-12)
+    z = np.abs(np.asarray(m.means, np.float64) - mean) / scale  # [K, d]
+    k, j = np.unravel_index(int(np.argmax(z)), z.shape)
+    if z[k, j] > PLAUSIBLE_SIGMAS:
+        raise EAEError(
+            f"{where}: component {k}'s mean {float(m.means[k, j]):.4g} in dimension {j} lies {z[k, j]:.3g} standard "
+            f"deviations from the codes' mean {mean[j]:.4g} (std {std[j]:.4g}): not a density of these codes "
+            "(rerun fit_density)"
+        )
+    ratio = np.diagonal(np.asarray(m.covariances, np.float64), axis1=1, axis2=2) / scale**2  # [K, d]
+    k, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    if ratio[k, j] > PLAUSIBLE_SIGMAS**2:
+        raise EAEError(
+            f"{where}: component {k}'s variance {float(m.covariances[k, j, j]):.4g} in dimension {j} is "
+            f"{ratio[k, j]:.3g} times the codes' ({std[j] ** 2:.4g}): not a density of these codes (rerun fit_density)"
+        )
+    return m

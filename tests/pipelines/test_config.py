@@ -152,3 +152,10 @@ def test_stage_exits_2_with_one_line(tmp_path, text):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_data_sources_are_those_the_library_registers():
+    from eae.data.sources import SOURCES
+    from pipelines.config import SOURCE_CHANNELS
+
+    assert list(SOURCE_CHANNELS) == list(SOURCES)

@@ -215,3 +215,153 @@ def test_kill_9_during_export_never_leaves_a_mismatched_set(workspace):
     assert fingerprint(workspace, SET) != old
     assert hidden_temporaries(workspace / "models") == []
     assert_consistent_set(workspace)
+
+
+# --------------------------------------------------------------------------- issue 22
+
+
+def set_export(ws, **values) -> None:
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["export"].update(values)
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_density_of_absurd_scale_is_refused_before_anything_is_replaced(workspace):
+    """Class 2: gmm means x 1e30 exported a generator that passed the parity check and drew only 0/255
+    pixels, replacing the good export. The checkpoint of this workspace predates the code statistics, so
+    the GMM is measured against the MVG of the same file (the codes' mean and covariance)."""
+    rewrite_density(workspace, lambda a: a.__setitem__("gmm_means", a["gmm_means"] * 1e30))
+    before = fingerprint(workspace)
+    assert_refused(
+        module("pipelines.export", cwd=workspace),
+        1,
+        r"^error: models/density\.npz \(gmm\): component \d's mean .* lies .* standard deviations from the codes' mean",
+    )
+    assert fingerprint(workspace) == before
+    assert_consistent_set(workspace)
+
+
+def test_whole_density_of_absurd_scale_is_caught_by_the_sampled_images(workspace):
+    """Every sampler scaled alike (the MVG too): the plausibility check has nothing sane to compare with,
+    the sampled-image check sees that every pixel is 0 or 255."""
+
+    def scale(a):
+        for name in ("mvg", "gmm"):
+            a[f"{name}_means"] = a[f"{name}_means"] * 1e30
+            a[f"{name}_covariances"] = a[f"{name}_covariances"] * 1e60
+
+    rewrite_density(workspace, scale)
+    before = fingerprint(workspace)
+    assert_refused(
+        module("pipelines.export", cwd=workspace),
+        1,
+        r"^error: models/density\.npz \(gmm\) with models/eae\.pt: 100\.0% of the pixels of 256 sampled images are "
+        r"0 or 255 \(at most 99% expected\)",
+    )
+    assert fingerprint(workspace) == before
+
+
+def test_recorded_code_statistics_are_what_a_density_is_measured_against(workspace):
+    """A checkpoint the train stage wrote records its codes' statistics; a density fitted to other codes
+    (here: codes 100 times smaller) is refused even though it matches its own MVG."""
+    ckpt = workspace / "models/eae.pt"
+    payload = torch.load(ckpt, weights_only=True)
+    with np.load(workspace / "models/density.npz") as f:
+        mean, var = f["mvg_means"][0], np.diagonal(f["mvg_covariances"][0])
+    payload["code_stats"] = {"mean": (mean / 100).tolist(), "std": (np.sqrt(var) / 100).tolist(), "n": 1438}
+    torch.save(payload, ckpt)
+    before = fingerprint(workspace)
+    assert_refused(
+        module("pipelines.export", cwd=workspace),
+        1,
+        r"^error: models/density\.npz \(gmm\): component \d's (mean|variance)",
+    )
+    assert fingerprint(workspace) == before
+
+
+def test_scores_of_another_checkpoint_are_not_carded(workspace):
+    """Class 2: after a retrain without evaluate, the card carried the previous model's scores as this one's."""
+    fid = json.loads((workspace / "reports/fid.json").read_text())
+    fid = {"schema": "eae-results/2", "metrics": {"fd": {"gmm": 1.0}}, "protocol": {"checkpoint_sha256": "0" * 64}}
+    (workspace / "reports/fid.json").write_text(json.dumps(fid))
+    set_export(workspace, sampler="mvg")
+    before = fingerprint(workspace)
+    current = sha256_file(workspace / "models/eae.pt")
+    assert_refused(
+        module("pipelines.export", cwd=workspace),
+        1,
+        rf"^error: reports/fid\.json: its scores belong to another checkpoint \(sha256 000000000000…\), not the "
+        rf"current one \({current[:12]}…\): run the evaluate stage first",
+    )
+    assert fingerprint(workspace) == before
+    fid["protocol"] = {"checkpoint_sha256": current, "density_sha256": sha256_file(workspace / "models/density.npz")}
+    (workspace / "reports/fid.json").write_text(json.dumps(fid))
+    assert module("pipelines.export", cwd=workspace).returncode == 0
+    assert json.loads((workspace / "models/generator.json").read_text())["sampler"] == "mvg"
+
+
+def test_an_opset_the_exporter_did_not_write_is_an_error(tmp_path):
+    """Class 3 at its root: asked for opset 17, torch.onnx kept 18 for this graph (ConvTranspose) and the
+    card named 17; export_onnx now compares the file's opset with the one asked for."""
+    from eae.export.onnx import export_onnx
+    from eae.models.networks import ArchConfig, Decoder
+
+    decoder = Decoder(ArchConfig((1, 16, 16), 4, (8, 16), (16, 8))).eval()
+    with pytest.raises(EAEError, match=r"asked for opset 17, the exporter wrote opset 18 \(torch\.onnx cannot"):
+        export_onnx(decoder, (torch.randn(2, 4),), ["latent"], tmp_path / "d.onnx", {}, opset=17)
+    assert list(tmp_path.iterdir()) == []
+    export_onnx(decoder, (torch.randn(2, 4),), ["latent"], tmp_path / "d.onnx", {}, opset=26)  # MAX_OPSET
+
+
+def _mount_tmpfs(path, size: int) -> bool:
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return proc.returncode == 0
+
+
+def _limit_file_size(limit: int):
+    def apply():
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.parametrize("how", ["full tmpfs", "file size limit"])
+def test_full_disk_during_export_is_one_line_naming_the_file(workspace, tmp_path, how):
+    """Class 4: a full disk during export was a traceback (OSError from onnx's writer, or torch's
+    'unexpected pos'), with a bare errno line at best. Now: one line naming the output and the reason;
+    the previous set stays."""
+    set_export(workspace, sampler="mvg")
+    if how == "full tmpfs":
+        used = sum(-(-f.stat().st_size // 4096) * 4096 for f in workspace.rglob("*") if f.is_file())
+        mnt = tmp_path / "small"
+        if not _mount_tmpfs(mnt, used + 64 * 1024):  # room for the workspace, not for a second export set
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        try:
+            ws = copy_workspace(workspace, mnt / "ws")
+            before = fingerprint(ws)
+            proc = subprocess.run(
+                [sys.executable, "-m", "pipelines.export"], cwd=ws, env=env(), capture_output=True, text=True
+            )
+            assert_refused(proc, 1, r"^error: cannot write models/\S+: No space left on device \[ENOSPC\]")
+            assert fingerprint(ws) == before
+            assert hidden_temporaries(ws / "models") == []
+        finally:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+    else:
+        before = fingerprint(workspace)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipelines.export"],
+            cwd=workspace,
+            env=env(),
+            capture_output=True,
+            text=True,
+            preexec_fn=_limit_file_size(20_000),
+        )
+        assert_refused(proc, 1, r"^error: cannot write models/\S+: File too large \[EFBIG\]")
+        assert fingerprint(workspace) == before
+        assert hidden_temporaries(workspace / "models") == []

@@ -67,6 +67,22 @@ def prepared(tmp_path_factory) -> Path:
     return d
 
 
+def agree(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    """The weights of two training runs that differ only in how the batch's sums are ordered (1 vs 2
+    processes): per step they agree to ~1e-6 (tests/eae/training/test_distributed.py, with SGD), but Adam
+    divides each gradient element by its own scale, so an element whose gradient is at the level of float
+    rounding moves by up to lr in a direction the summation order decides. Hence: no element further apart
+    than that (2 lr a step), and on average within 5e-5 (measured 8e-6 with 1 thread a process, 1e-5 with
+    2). A wiring error (a batch statistic not gathered, a BatchNorm not synced) moves every element by a
+    good part of lr a step."""
+    lr, steps = 1e-3, EQUIVALENCE["train"]["epochs"]  # one step an epoch
+    assert a.keys() == b.keys()
+    diffs = torch.cat([(a[k] - b[k]).abs().flatten() for k in a if a[k].is_floating_point()])
+    print(f"|w_2proc - w_1proc| after {steps} epochs: mean {float(diffs.mean()):.2e}, max {float(diffs.max()):.2e}")
+    assert float(diffs.mean()) <= 5e-5
+    assert float(diffs.max()) <= 2 * lr * steps
+
+
 def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["state_dict"]
 
@@ -85,11 +101,7 @@ def test_two_processes_give_the_weights_of_one(prepared, one, tmp_path):
     assert "torchrun --nproc-per-node=2" in out and "rank 0 of 2 on cpu (gloo)" in out
     a, b = weights(one / "models/eae.pt"), weights(two / "models/eae.pt")
     assert a.keys() == b.keys()
-    # Every parameter and buffer (the EAE's encoder has no bias before its code BatchNorm: no parameter
-    # without a gradient whose float noise Adam would turn into lr-sized steps)
-    worst = max((float((a[k] - b[k]).abs().max()), k) for k in a if a[k].is_floating_point())
-    print(f"max |w_2proc - w_1proc| after 2 epochs: {worst[0]:.2e} ({worst[1]})")
-    assert worst[0] <= 1e-4, worst
+    agree(a, b)
     # rank 0 alone wrote the curves and samples: one row and one picture per epoch
     assert len((two / "dvclive/plots/metrics/train/loss.tsv").read_text().strip().splitlines()) == 1 + 2
     assert sorted(p.name for p in (two / "dvclive/plots/images/samples").iterdir()) == [
@@ -127,8 +139,7 @@ def test_two_machines_each_running_the_stage(prepared, one, tmp_path):
     assert (nodes[0] / "models/eae.pt").exists() and not (nodes[1] / "models").exists()
     assert not (nodes[1] / "dvclive").exists() and not (nodes[1] / "reports").exists()
     a, b = weights(one / "models/eae.pt"), weights(nodes[0] / "models/eae.pt")
-    worst = max(float((a[k] - b[k]).abs().max()) for k in a if a[k].is_floating_point())
-    assert worst <= 1e-4, worst
+    agree(a, b)
 
 
 INJECT = """

@@ -151,3 +151,31 @@ def test_streamed_npy_matches_sample(workspace):
     expected = Generator(workspace / "models/generator.onnx").sample(700, seed=3)
     np.testing.assert_array_equal(np.load(workspace / "s.npy"), expected)
     assert (workspace / "s.png").stat().st_size > 0
+
+
+# --------------------------------------------------------------------------- issue 22, class 5: messages that name nothing
+
+
+def test_disk_check_prints_sizes_in_the_unit_that_fits(tmp_path, monkeypatch):
+    """Before: 'need 0.00 GB, only 0.00 GB free' for a small request on a nearly full disk."""
+    import shutil
+    from collections import namedtuple
+
+    from eae.export.runtime import write_npy_stream
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 100, 100))
+    with pytest.raises(EAEError) as info:
+        write_npy_stream(tmp_path / "s.npy", iter([]), 4, (16, 16, 1))
+    assert str(info.value) == f"--npy {tmp_path / 's.npy'}: 4 images need 1.02 kB, only 100 B free on {tmp_path}"
+    assert not list(tmp_path.iterdir())
+
+
+def test_errno_lines_name_the_path(workspace):
+    """Before: '[Errno 20] Not a directory' (or 'No space left on device') without the file."""
+    (workspace / "afile").write_text("x")
+    assert_refused(
+        sample(workspace, "-n", "4", "--npy", "afile/s.npy"),
+        2,
+        r"^error: cannot write afile/s\.npy: afile: File exists",
+    )

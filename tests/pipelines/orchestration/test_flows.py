@@ -80,12 +80,12 @@ def test_busy_workspace_is_refused(tiny):
 
 
 def test_failing_stage_fails_the_flow_and_keeps_the_promoted_model(tmp_path, tiny):
-    bad = make_tiny_repo(tmp_path, overrides={"model": {"encoder_channels": [8, 8, 8, 8, 8]}})  # 16 px / 2^5
+    bad = make_tiny_repo(tmp_path, overrides={"train": {"batch_size": 2000}})  # more than the 1437 training digits
     promoted = bad / "models/promoted"
     promoted.mkdir(parents=True)
     for name in ("generator.onnx", "generator.json", "decoder.onnx"):
         (promoted / name).write_bytes((tiny / "models/promoted" / name).read_bytes())
-    with pytest.raises(StageFailed, match=r"stage 'train' failed.*not divisible"):
+    with pytest.raises(StageFailed, match=r"stage 'train' failed.*exceeds the"):
         retrain(repo=str(bad))
     assert (promoted / "generator.onnx").read_bytes() == (tiny / "models/promoted/generator.onnx").read_bytes()
     assert not (bad / "reports/promotion.json").exists()

@@ -202,29 +202,29 @@ def test_flow_with_bad_params_keeps_every_output(repo, cached):
 @pytest.mark.slow
 @pytest.mark.parametrize("cached", [True, False])
 def test_failing_stage_in_the_flow_restores_the_last_good_outputs(repo, harness, cached):
-    """Item 1: a stage that fails at run time (5 stride-2 layers on 16 px images: valid parameters,
-    impossible network) no longer costs models/eae.pt, dvclive/ or the metrics; the error (what
+    """Item 1: a stage that fails at run time (a batch larger than the 1437 training digits: valid
+    parameters, data too small) no longer costs models/eae.pt, dvclive/ or the metrics; the error (what
     `python -m pipelines.orchestration.flows retrain` prints after 'error: ') names the failing stage, also without
     a DVC cache, when DVC reruns every stage."""
     from pipelines.orchestration.flows import StageFailed, retrain
 
     if not cached:
         no_cache(repo)
-    set_param(repo, "model", "encoder_channels", [8, 8, 8, 8, 8])
+    set_param(repo, "train", "batch_size", 2000)
     before = fingerprint(repo, WORKSPACE_OUTPUTS)
     with pytest.raises(StageFailed) as info:
         retrain(repo=str(repo), promote_if_better=False)
     message = str(info.value)
-    assert message.startswith("stage 'train'") and "not divisible" in message and "\n" not in message, message
+    assert message.startswith("stage 'train'") and "exceeds the" in message and "\n" not in message, message
     assert fingerprint(repo, WORKSPACE_OUTPUTS) == before
 
 
 @pytest.mark.slow
 def test_make_repro_restores_the_last_good_outputs(repo):
-    set_param(repo, "model", "encoder_channels", [8, 8, 8, 8, 8])
+    set_param(repo, "train", "batch_size", 2000)
     before = fingerprint(repo, WORKSPACE_OUTPUTS)
     proc = module("pipelines.orchestration.workspace", "repro", cwd=repo)
-    assert proc.returncode != 0 and "not divisible" in proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "exceeds the" in proc.stderr + proc.stdout
     assert "restored the last good models/eae.pt" in proc.stderr + proc.stdout
     assert fingerprint(repo, WORKSPACE_OUTPUTS) == before
 
