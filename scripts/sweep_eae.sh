@@ -7,12 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-3}
+HARDENED="density.gmm_kind=bayesian density.gmm_n_init=5 density.gmm_max_iter=2000"
+# EXTRA="key=value ..." adds overrides to every setting, TAG names them: EXTRA="$HARDENED" is EXTRA=hardened
+[ "${EXTRA:-}" != hardened ] || EXTRA=$HARDENED
 declare -A SETTINGS=(
   [paper]=""
   [k3]="objectives.eae.entropy_k=3"
   [k10]="objectives.eae.entropy_k=10"
   [b005]="entropy_weight=0.05"
   [b05]="entropy_weight=0.5"
+  [b_paper]="entropy_weight=12.8"   # the paper's MNIST beta 0.05 on its per-pixel-mean scale: x 256 pixels here
   [warmup]="objectives.eae.entropy_start_weight=0.0 objectives.eae.entropy_ramp_epochs=30"
   [cooldown]="entropy_weight=0.05 objectives.eae.entropy_start_weight=1.0 objectives.eae.entropy_ramp_epochs=40"
   [bic]="density.gmm_selection=bic density.gmm_components=30"
@@ -21,17 +25,24 @@ declare -A SETTINGS=(
   [long]="train.epochs=150 train.lr_decay=0.98"
   [sn]="objectives.eae.spectral_norm=true"
   [l2]="objectives.eae.decoder_l2=2.56e-05"
+  [l2x10]="objectives.eae.decoder_l2=2.56e-04"
   [q300]="objectives.eae.entropy_queue=300"
   [q1000]="objectives.eae.entropy_queue=1000"
   [rae_protocol]="train.epochs=150 train.val_fraction=0.1 train.lr_schedule=plateau train.select=best_val"
   [batch500]="train.batch_size=500"
+  [batch500_steps]="train.batch_size=500 train.epochs=300"   # the default's number of optimiser steps (840)
+  [hardened]="$HARDENED"
+  [flow]="$HARDENED density.flow.enabled=true"
+  [tau09]="density.temperature=0.9"
+  [tau11]="density.temperature=1.1"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${!SETTINGS[@]}")
 mkdir -p reports/sweeps
 for name in "${names[@]}"; do
   sets=()
-  for kv in ${SETTINGS[$name]}; do sets+=(--set "$kv"); done
-  python -m pipelines.orchestration.table1 --objectives "${OBJECTIVES:-eae}" --seeds "$SEEDS" --prefix "sw-$name" \
-    --output "reports/sweeps/$name.json" --no-report "${sets[@]}"
+  for kv in ${SETTINGS[$name]} ${EXTRA:-}; do sets+=(--set "$kv"); done
+  tag="$name${TAG:+-$TAG}"
+  python -m pipelines.orchestration.table1 --objectives "${OBJECTIVES:-eae}" --seeds "$SEEDS" --prefix "sw-$tag" \
+    --output "reports/sweeps/$tag.json" --no-report "${sets[@]}"
 done
