@@ -191,13 +191,13 @@ class DensityParams(StrictModel):
         "fixed", description="fixed: gmm_components; bic / heldout: choose K in 1..gmm_components"
     )
     gmm_kind: Literal[GMM_KINDS] = Field(  # type: ignore[valid-type]
-        "full", description="full: maximum likelihood (EM); bayesian: BayesianGaussianMixture, weight prior 1/K"
+        "bayesian", description="full: maximum likelihood (EM); bayesian: BayesianGaussianMixture, weight prior 1/K"
     )
     gmm_weight_prior: Literal[WEIGHT_PRIORS] = Field(  # type: ignore[valid-type]
         "dirichlet_process", description="gmm_kind bayesian: the weight prior's type (the RAE code: dirichlet_process)"
     )
-    gmm_n_init: int = Field(1, ge=1, le=100, description="EM initialisations (seeded k-means), the best kept")
-    gmm_max_iter: int = Field(200, ge=1)
+    gmm_n_init: int = Field(5, ge=1, le=100, description="EM initialisations (seeded k-means), the best kept")
+    gmm_max_iter: int = Field(2000, ge=1)
     reg_covar: float = Field(1e-6, ge=0)
     temperature: float = Field(
         1.0, gt=0, le=10, description="beyond the paper: every sampler draws noise ~ N(0, tau^2 I); 1 = off"

@@ -11,7 +11,7 @@ from tests.helpers.repos import ROOT, repo_env
 
 pytestmark = pytest.mark.slow
 
-STAGES = {"prepare", "feature_stats", "train", "fit_density", "evaluate", "export", "report"}
+STAGES = {"fetch", "prepare", "feature_stats", "train", "fit_density", "evaluate", "export", "report"}
 
 
 def test_device_check_cpu_fallback_runs_every_step(tmp_path):
