@@ -38,6 +38,7 @@ BENCHMARKS = {
     "flow_overhead": [],
     "ddp_scaling": ["--procs", "1", "2", "--steps", "10"],
     "serve_load": ["--seconds", "30", "--clients", "8"],
+    "rounding": [],
 }
 
 
