@@ -50,6 +50,26 @@ def repo_env() -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.startswith("EAE_")}
 
 
+def start_stage(name: str, cwd: Path) -> subprocess.Popen:
+    """``python -m pipelines.<name>`` in ``cwd`` (this checkout's code, no EAE_ overrides), output kept
+    for ``finish_stage``; started, not waited for, so a test can signal it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", f"pipelines.{name}"],
+        cwd=cwd,
+        env={**repo_env(), "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish_stage(proc: subprocess.Popen) -> str:
+    """Wait for a ``start_stage`` process; its output, or a failed assertion with its last lines."""
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
 def sh(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(args, cwd=cwd, env=env or repo_env(), capture_output=True, text=True)
     assert proc.returncode == 0, (

@@ -1,10 +1,7 @@
 """Kill a training run after an epoch, restart it, and get the weights of an uninterrupted run (CPU)."""
 
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,30 +10,11 @@ import torch
 import yaml
 
 from eae.training.resume import fingerprint, load_state
-from tests.helpers.repos import ROOT
+from tests.helpers.repos import ROOT, finish_stage, start_stage
 
 pytestmark = pytest.mark.slow
 STATE = Path(".dvc/tmp/eae/train_state.pt")
 EPOCHS = 6
-
-
-def stage(name: str, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env = {k: v for k, v in env.items() if not k.startswith("EAE_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", f"pipelines.{name}"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen) -> str:
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out[-3000:]
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +23,17 @@ def workdir(tmp_path_factory):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"].update({"epochs": EPOCHS, "checkpoint_every": 1, "sample_every": 0, "device": "cpu"})
     (d / "params.yaml").write_text(yaml.safe_dump(params))
-    finish(stage("prepare", d))
+    finish_stage(start_stage("prepare", d))
     return d
 
 
 def test_killed_run_resumes_to_identical_weights(workdir):
-    finish(stage("train", workdir))
+    finish_stage(start_stage("train", workdir))
     reference = torch.load(workdir / "models/eae.pt", weights_only=True)
     assert not (workdir / STATE).exists()  # removed once training completed
     shutil.rmtree(workdir / "models")
 
-    proc = stage("train", workdir)
+    proc = start_stage("train", workdir)
     deadline = time.monotonic() + 240
     killed_after = None
     while killed_after is None:
@@ -72,7 +50,7 @@ def test_killed_run_resumes_to_identical_weights(workdir):
         time.sleep(0.02)
     assert not (workdir / "models/eae.pt").exists()
 
-    out = finish(stage("train", workdir))
+    out = finish_stage(start_stage("train", workdir))
     assert "resuming from" in out
     resumed = torch.load(workdir / "models/eae.pt", weights_only=True)
     assert resumed["metrics"]["resumed_from_epoch"] >= killed_after

@@ -16,7 +16,7 @@ import yaml
 from eae.data.prepared import read_split, seeded_split
 from eae.models.inference import reconstruction_error
 from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
-from tests.helpers.repos import ROOT, TINY
+from tests.helpers.repos import ROOT, TINY, finish_stage, start_stage
 
 pytestmark = pytest.mark.slow
 STATE = Path(".dvc/tmp/eae/train_state.pt")
@@ -33,24 +33,6 @@ TRAIN = {
 }
 
 
-def stage(name: str, cwd: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EAE_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", f"pipelines.{name}"],
-        cwd=cwd,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen) -> str:
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out[-3000:]
-    return out
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("selection")
@@ -59,8 +41,8 @@ def workdir(tmp_path_factory):
     params["train"].update(TRAIN)
     params["objectives"]["eae"]["entropy_queue"] = 300
     (d / "params.yaml").write_text(yaml.safe_dump(params))
-    finish(stage("prepare", d))
-    finish(stage("train", d))
+    finish_stage(start_stage("prepare", d))
+    finish_stage(start_stage("train", d))
     return d
 
 
@@ -96,7 +78,7 @@ def test_plateau_schedule_follows_the_validation_curve(workdir):
 def test_a_killed_run_resumes_to_the_same_selection(workdir):
     reference = load_checkpoint(workdir / "models/eae.pt")
     (workdir / "models/eae.pt").unlink()
-    proc = stage("train", workdir)
+    proc = start_stage("train", workdir)
     deadline = time.monotonic() + 240
     while True:
         assert time.monotonic() < deadline and proc.poll() is None, "training ended before it could be killed"
@@ -109,7 +91,7 @@ def test_a_killed_run_resumes_to_the_same_selection(workdir):
             proc.wait()
             break
         time.sleep(0.02)
-    out = finish(stage("train", workdir))
+    out = finish_stage(start_stage("train", workdir))
     assert "resuming from" in out
     resumed = load_checkpoint(workdir / "models/eae.pt")
     assert resumed["metrics"]["history"] == reference["metrics"]["history"]
