@@ -26,7 +26,7 @@ import torch.multiprocessing as mp
 from eae.models.networks import ArchConfig
 from eae.models.objectives.registry import build_objective
 from eae.training.distributed import LOCAL, BatchShard, data_parallel_loss
-from eae.training.loop import train_epoch
+from eae.training.loop import adam, train_epoch
 
 ARCHS = {
     "digits": ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4),
@@ -54,7 +54,7 @@ def worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str)
         loss_fn = (
             data_parallel_loss(model, [device.index] if device.type == "cuda" else None) if shard.distributed else None
         )
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        opt = adam(model.parameters(), lr=1e-4)
         g = torch.Generator().manual_seed(0)
         images = torch.randint(
             0, 256, (args.batch * max(args.steps, args.warmup), *arch.image_shape), dtype=torch.uint8, generator=g

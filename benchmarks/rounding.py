@@ -14,7 +14,9 @@ interpreter, so the thread count holds from the first operation), seeded as the 
   alone causes in the quality numbers is measured.
 The training loop is the library's (``eae.training.loop.train_epoch``) with the stage's settings
 (Adam, lr, batch size, shuffling generator, the same seed), not the stage itself, because the ``bias``
-variant is not a configuration the stage offers any more.
+variant is not a configuration the stage offers any more. It keeps the loop the stage ran when the
+bias was removed (per-parameter Adam, NCHW), so its figures in reports/bench.json stay comparable;
+the stage now trains with fused Adam and channels_last, which reorder float sums the same way.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from eae.models.entropy import kl_entropy
 from eae.models.networks import ArchConfig
 from eae.models.objectives.base import reconstruction_loss
 from eae.models.objectives.registry import build_objective
+from eae.training.loop import adam
 
 ARCHS = {
     "digits": ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4),
@@ -65,7 +66,7 @@ def main() -> None:
     cfg = ARCHS[args.arch]
     # The paper's CelebA EAE has a spectrally normalised decoder.
     model = build_objective("eae", cfg, {"entropy_weight": 0.05, "spectral_norm": args.arch == "celeba"}).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt = adam(model.parameters(), lr=1e-4)
     x = torch.rand(args.batch, *cfg.image_shape, device=device)
     for beta in (0.0, 0.05):  # warm-up
         time_block(model, opt, x, beta, args.warmup, device)

@@ -21,7 +21,7 @@ from _results import add_json_argument, row, write
 
 from eae.models.networks import ArchConfig
 from eae.models.objectives.registry import build_objective
-from eae.training.loop import train_epoch
+from eae.training.loop import adam, train_epoch
 
 ARCHS = {
     "digits": (ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4), False),
@@ -64,7 +64,7 @@ def main() -> None:
         if cl:
             m = m.to(memory_format=torch.channels_last)
         loss_fn = torch.compile(m.loss) if compiled else None  # as the train stage does (train.compile)
-        models[name] = (m, torch.optim.Adam(m.parameters(), lr=1e-4), amp, cl, loss_fn)
+        models[name] = (m, adam(m.parameters(), lr=1e-4), amp, cl, loss_fn)
 
     def epoch(name: str) -> float:
         m, opt, amp, cl, loss_fn = models[name]

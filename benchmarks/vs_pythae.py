@@ -32,7 +32,7 @@ from _results import add_json_argument, row, write
 from eae.data.sources import load_source
 from eae.models.networks import ArchConfig, Decoder, Encoder
 from eae.models.objectives.registry import build_objective
-from eae.training.loop import train_epoch
+from eae.training.loop import adam, train_epoch
 
 ARCH = ArchConfig((1, 16, 16), 8, (32, 64, 128), (128, 64, 32), 4)
 GOAL = 1.5
@@ -90,7 +90,7 @@ def eae_loop(images: torch.Tensor, objective: str, channels_last: bool):
     model = build_objective(objective, ARCH, weights)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = adam(model.parameters(), lr=1e-3)
     shuffle = torch.Generator().manual_seed(0)
     return lambda: train_epoch(model, opt, images, 100, generator=shuffle, channels_last=channels_last)
 

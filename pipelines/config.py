@@ -136,7 +136,7 @@ class TrainParams(StrictModel):
     sample_every: int = Field(10, ge=0, description="epochs between sample grids logged with dvclive; 0 = never")
     max_device_data_gb: float = Field(4.0, ge=0, description="keep the uint8 dataset on the GPU up to this size")
     amp: Literal["none", "bf16"] = "none"
-    channels_last: bool = False
+    channels_last: bool = True
     compile: bool = False
     # Data-parallel training (torchrun DDP, exact: the global batch is train.batch_size). With more
     # than one process in all, the stage launches torchrun itself (pipelines/launch.py).

@@ -35,7 +35,7 @@ from eae.models.objectives.base import Objective
 from eae.models.objectives.registry import build_objective
 from eae.training.checkpoint import save_checkpoint
 from eae.training.distributed import BatchShard, data_parallel_loss
-from eae.training.loop import train_epoch
+from eae.training.loop import adam, train_epoch
 from eae.training.resume import fingerprint, load_state, restore, save_state
 from eae.training.seed import seed_everything
 from pipelines._stage import CHECKPOINT, DVCLIVE, PREPARED, TRAIN_METRICS, log, run
@@ -166,7 +166,7 @@ def train(p: Params) -> None:
             raise ConfigError(f"train.batch_size {t.batch_size} exceeds the {len(images)} training images")
         model = build_model(p, manifest, device, shard)
         series = (*model.series, "lr", *(("val_recon",) if val_images is not None else ()))
-        optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
+        optimizer = adam(model.parameters(), lr=t.lr)
         scheduler = lr_scheduler(t, optimizer)
         shuffle = torch.Generator().manual_seed(p.seed)
         noise = torch.randn(64, model.arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
