@@ -3,7 +3,7 @@ synthetic CelebA folders of N images, the growth exponent of each (time ~ N^a), 
 super-linear time or memory that grows with N where it should not.
 
     python benchmarks/scale.py [--sizes 2000,20000] [--cache DIR] [--profile auto|cpu|gpu]
-                               [--json FILE] [--into reports/bench.json]
+                               [--json FILE] [--into reports/bench.json] [--reuse reports/bench.json]
 
 For every size N: a CelebA root of N generated 178x218 JPEGs with the official partition's proportions
 (benchmarks/synthetic.py; the images are generated in parallel once, kept under ``--cache`` and shared
@@ -29,6 +29,11 @@ Profiles (every value can be overridden): ``gpu`` is the paper's setting (the Ce
 of the channels, Inception's 64-d block (the same 299x299 input), 100 and 500 samples, 10 steps.
 ``auto``: gpu when torch sees CUDA. The load average is recorded with every
 stage: on a shared machine the times are upper bounds.
+
+``--reuse FILE`` (a bench.json or a ``--json`` file of an earlier run with the same profile and settings)
+takes the sizes that run measured and this one does not, so a large size can join the small ones
+without measuring them again (``--sizes 200000 --reuse reports/bench.json``): the exponents are then
+computed over all of them, and the result names the run each size came from.
 """
 
 from __future__ import annotations
@@ -244,7 +249,10 @@ def run_size(n: int, root: Path, ws: Path, settings: dict, env: dict) -> dict[st
     text = (ws / "logs" / "fit_density.log").read_text()  # the stage's log lines (eae.sampling.density)
     iterations = [int(k) for k in re.findall(r"(\d+) EM iterations", text)]
     fitted = re.findall(r"fit in mixtures ([\d.]+) s", text)
-    if iterations and fitted:
+    # scikit-learn reports the iterations of the best initialisation only: the time per iteration is
+    # known when there was one initialisation.
+    single = re.search(r"\b1 initialisation\(s\)", text) is not None
+    if iterations and fitted and single:
         m.update({"em_iterations": sum(iterations), "gmm_seconds": float(fitted[-1])})
     for k in settings["eval_samples"]:
         set_params(ws, "eval", n_samples=k)
@@ -384,6 +392,7 @@ def main() -> int:
     ap.add_argument("--inception-dims", type=int, choices=[64, 192, 768, 2048])
     ap.add_argument("--gen-workers", type=int, default=os.cpu_count() or 1, help="processes generating the images")
     ap.add_argument("--json", metavar="FILE", help="also write the result rows to FILE (as every benchmark does)")
+    ap.add_argument("--reuse", metavar="FILE", help="take the other sizes from an earlier run's bench.json/--json file")
     ap.add_argument(
         "--into",
         default=str(ROOT / "reports" / "bench.json"),
@@ -438,6 +447,13 @@ def main() -> int:
         "dims": settings["inception_dims"],
         "eval_batch_size": ws_params["eval"]["batch_size"],
     }
+    measured_now = {str(n): "this run" for n in sizes}
+    if args.reuse:
+        earlier, generated_at = reused_sizes(Path(args.reuse), profile, {**settings, **cfg}, skip=set(sizes))
+        results.update(earlier)
+        measured_now.update({str(n): generated_at for n in earlier})
+        sizes = sorted(results)
+        print(f"reused from {args.reuse} ({generated_at}): N = {', '.join(f'{n:,}' for n in sorted(earlier))}")
     stages = growth(results, cfg)
     wall = time.perf_counter() - started
     print_table(stages, sizes)
@@ -460,6 +476,7 @@ def main() -> int:
         "profile": profile,
         "settings": {**settings, **cfg},
         "sizes": sizes,
+        "measured": measured_now,
         "image_generation_seconds": round(gen_s, 1),
         "load_average_end": list(os.getloadavg()),
         "machine": machine_info(),
@@ -507,6 +524,35 @@ def machine_info() -> dict:
         **_text,
     )
     return json.loads(probe.stdout) if probe.returncode == 0 else {}
+
+
+def scale_entry(path: Path) -> dict:
+    """The scale result in a bench.json (make bench's file) or in a scale ``--json`` file."""
+    data = json.loads(path.read_text())
+    entries = [data] if data.get("benchmark") == "scale" else data.get("benchmarks", [])
+    for entry in entries:
+        if entry.get("benchmark") == "scale":
+            return entry
+    raise SystemExit(f"--reuse {path}: no scale result in it")
+
+
+def reused_sizes(path: Path, profile: str, settings: dict, skip: set[int]) -> tuple[dict[int, dict], str]:
+    """Per size (those not in ``skip``), the stage measurements of an earlier run, which must have run
+    with the same profile and settings (the figures of different settings do not form one growth curve)."""
+    entry = scale_entry(path)
+    same = json.loads(json.dumps(settings))  # tuples as lists, as the file stores them
+    if entry.get("profile") != profile or entry.get("settings") != same:
+        raise SystemExit(
+            f"--reuse {path}: its run used profile {entry.get('profile')} with {json.dumps(entry.get('settings'))}, "
+            f"this one profile {profile} with {json.dumps(same)}"
+        )
+    out: dict[int, dict] = {}
+    for r in entry["rows"]:
+        label = r["name"].removeprefix("scale: ").removesuffix(", time ~ N^a")
+        for n, measured in r["details"]["per_size"].items():
+            if int(n) not in skip:
+                out.setdefault(int(n), {})[label] = measured
+    return out, entry.get("generated_at", "an earlier run")
 
 
 def merge_into(path: Path, result: dict) -> None:

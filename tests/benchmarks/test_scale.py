@@ -94,3 +94,28 @@ def test_fit_density_super_linear_only_through_em_iterations_is_a_note():
     assert iterations["flags"] == [] and "EM iteration count (11 -> 81" in iterations["notes"][0]
     per_iteration = scale.growth(fit([11, 11], [3.5, 131.0]), CFG)["fit_density"]  # each iteration N^1.6
     assert per_iteration["flags"] == ["time super-linear (N^1.33)"] and per_iteration["notes"] == []
+
+
+def test_reuse_takes_the_other_sizes_of_an_earlier_run_with_the_same_settings(tmp_path):
+    import json
+
+    settings = {"inception_dims": 64, "eval_samples": (100, 500), **CFG}
+    measured = run("prepare (workers 0)", [2000, 20000], [1.0, 10.0], [80, 90])
+    stages = scale.growth(measured, CFG)
+    rows = [
+        {"name": f"scale: {k}, time ~ N^a", "details": {**s, "per_size": {str(n): measured[n][k] for n in s["sizes"]}}}
+        for k, s in stages.items()
+    ]
+    entry = {"benchmark": "scale", "profile": "cpu", "settings": settings, "rows": rows, "generated_at": "then"}
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"benchmarks": [{"benchmark": "vs_pythae", "rows": []}, entry]}))
+
+    got, when = scale.reused_sizes(bench, "cpu", settings, skip={20000})
+    assert when == "then" and got == {2000: measured[2000]}  # the size this run measures is not taken
+    with pytest.raises(SystemExit, match="eval_samples"):  # other settings: not one growth curve
+        scale.reused_sizes(bench, "cpu", {**settings, "eval_samples": (100, 1000)}, skip=set())
+    with pytest.raises(SystemExit, match="profile gpu"):
+        scale.reused_sizes(bench, "gpu", settings, skip=set())
+    bench.write_text(json.dumps({"benchmarks": []}))
+    with pytest.raises(SystemExit, match="no scale result"):
+        scale.reused_sizes(bench, "cpu", settings, skip=set())
