@@ -50,6 +50,19 @@ def fmt_goal(goal: dict | None) -> str:
     return "—" if goal is None else f"{goal['op']} {goal['value']:g}"
 
 
+def merged(previous: dict, results: list[dict], names: list[str]) -> list[dict]:
+    """The new results plus the entries of ``previous`` (an earlier bench.json) of benchmarks not run now,
+    as they were measured: with --only, the others; always, those run on their own (benchmarks/scale.py
+    merges its entry into the file). In BENCHMARKS' order, the others after them."""
+    kept = [
+        {"generated_at": previous.get("generated_at"), **b}
+        for b in previous.get("benchmarks", [])
+        if b["benchmark"] not in names
+    ]
+    order = {name: i for i, name in enumerate(BENCHMARKS)}
+    return sorted(kept + results, key=lambda b: order.get(b["benchmark"], len(order)))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="comma-separated benchmark names (default: all)")
@@ -85,19 +98,12 @@ def main() -> int:
                 )
                 continue
             results.append({**json.loads(out.read_text()), "seconds": round(seconds, 1), "generated_at": now()})
-    kept = []
-    if args.only and Path(args.output).exists():  # the other benchmarks' entries stay as they were measured
-        previous = json.loads(Path(args.output).read_text())
-        kept = [
-            {"generated_at": previous.get("generated_at"), **b}
-            for b in previous.get("benchmarks", [])
-            if b["benchmark"] not in names
-        ]
+    previous = json.loads(Path(args.output).read_text()) if Path(args.output).exists() else {}
     report = {
         "machine": machine(),
         "generated_at": now(),
         "wall_seconds": round(time.perf_counter() - start, 1),
-        "benchmarks": sorted(kept + results, key=lambda b: list(BENCHMARKS).index(b["benchmark"])),
+        "benchmarks": merged(previous, results, names),
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")

@@ -289,12 +289,12 @@ def expected_bytes(label: str, n: int, cfg: dict) -> float:
     if label.startswith("prepare"):
         return min(shard, n_train) * IMAGE_BYTES
     if label.startswith("train"):
-        return n_train * IMAGE_BYTES
+        return (n_train + min(shard, n_test)) * IMAGE_BYTES
     if label == "fit_density":
         return min(shard, n_train) * IMAGE_BYTES + n_train * cfg["latent_dim"] * 12
     if label == "feature_stats":
         return n_test * (IMAGE_BYTES + dims * 16)
-    return n_test * (IMAGE_BYTES + dims * 20)  # evaluate
+    return min(shard, n_test) * IMAGE_BYTES + n_test * dims * 20  # evaluate
 
 
 def working_sets(label: str, n: int, cfg: dict) -> dict[str, int]:

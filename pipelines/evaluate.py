@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from eae.data.prepared import read_split
+from eae.data.prepared import read_manifest, split_shards
 from eae.errors import EAEError
 from eae.evaluation.features import features_of
 from eae.evaluation.fid import check_same_dims, feature_statistics, frechet_distance, load_statistics
@@ -184,9 +184,14 @@ def main() -> None:
     samplers = load_samplers(DENSITY)
     scored = scored_files()  # of the files just loaded and checked
     model = model_from_checkpoint(ckpt).to(device)
-    test = torch.from_numpy(read_split(PREPARED, "test").images)
-
-    scores.add(RECONSTRUCTION, reconstruction_batches(model, test, p.eval.batch_size), len(test))
+    # The test split streamed shard by shard (memory: one shard, whatever the split's size).
+    n_test = read_manifest(PREPARED)["splits"]["test"]["count"]
+    test_batches = (
+        x
+        for shard in split_shards(PREPARED, "test")
+        for x in reconstruction_batches(model, torch.from_numpy(shard), p.eval.batch_size)
+    )
+    scores.add(RECONSTRUCTION, test_batches, n_test)
     temperature = load_temperature(DENSITY)  # the generator export ships (beyond the paper; 1 = none)
     for name, density in samplers.items():
         generator = Generator(density, model.decoder, temperature).to(device)

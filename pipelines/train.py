@@ -25,11 +25,11 @@ import torch
 from dvclive import Live
 from tqdm import tqdm
 
-from eae.data.prepared import read_manifest, read_split, seeded_split
+from eae.data.prepared import read_manifest, read_split, seeded_split, split_shards
 from eae.errors import EAEError
 from eae.images import image_grid
 from eae.io import atomic_dir, write_json
-from eae.models.inference import encode, reconstruction_error, reconstruction_mse
+from eae.models.inference import code_statistics, reconstruction_error, reconstruction_mse
 from eae.models.networks import ArchConfig
 from eae.models.objectives.base import Objective
 from eae.models.objectives.registry import build_objective
@@ -255,14 +255,6 @@ def train(p: Params) -> None:
                 )
 
 
-def code_statistics(model: Objective, images: torch.Tensor) -> dict:
-    """The eval-mode codes of the training images (what fit_density fits its densities to): per-dimension
-    mean and standard deviation, and their count. Export checks a density against them
-    (``eae.sampling.density.check_plausible``)."""
-    codes = encode(model, images).double()
-    return {"mean": codes.mean(0).tolist(), "std": codes.std(0, correction=0).tolist(), "n": len(codes)}
-
-
 def training_and_validation(p: Params) -> tuple[np.ndarray, np.ndarray | None]:
     """The prepared training split, less ``train.val_fraction`` of it held out for validation (a seeded
     split by ``data.split_seed``, fixed when the training seed varies)."""
@@ -300,9 +292,8 @@ def write_outputs(
 ) -> None:
     """The stage's outputs (rank 0 only): checkpoint (with the training codes' statistics when
     ``train_images`` are given), metrics; the resume state is then obsolete."""
-    test = torch.from_numpy(read_split(PREPARED, "test").images)
     shape = model.arch.image_shape
-    test_mse = reconstruction_mse(model, test)
+    test_mse = reconstruction_mse(model, (torch.from_numpy(s) for s in split_shards(PREPARED, "test")))
     final = {s: history[s][-1] for s in model.series}  # the last epoch's (selected weights: see selected_epoch)
     metrics = {
         **{f"final_{s}": v for s, v in final.items()},

@@ -55,20 +55,47 @@ def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -
 
 
 @torch.no_grad()
-def reconstruction_mse(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> float:
+def reconstruction_mse(model: nn.Module, images: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 500) -> float:
     """Mean squared error per pixel value of the eval-mode reconstructions of uint8 images (both in
-    [0, 1]), accumulated batch by batch in float64: mean = sum_i (x_hat_i - x_i)^2 / (N C H W). Memory:
-    one batch, not every reconstruction (N x C x H x W float32 twice over, as a whole-set difference takes)."""
+    [0, 1]), accumulated batch by batch in float64: mean = sum_i (x_hat_i - x_i)^2 / (N C H W). ``images``:
+    one tensor, or several (a split's shards, read one at a time). Memory: one batch (and one part), not
+    every reconstruction (N x C x H x W float32 twice over, as a whole-set difference takes)."""
     total, count = 0.0, 0
-    for x, x_hat in zip(
-        batches(images, batch_size, shuffle=False, drop_last=False, device=device_of(model)),
-        reconstruction_batches(model, images, batch_size),
-    ):
-        total += float((x_hat.float() - x).double().pow(2).sum())
-        count += x.numel()
+    for part in [images] if isinstance(images, torch.Tensor) else images:
+        for x, x_hat in zip(
+            batches(part, batch_size, shuffle=False, drop_last=False, device=device_of(model)),
+            reconstruction_batches(model, part, batch_size),
+        ):
+            total += float((x_hat.float() - x).double().pow(2).sum())
+            count += x.numel()
     if count == 0:
         raise ValueError("no images to reconstruct")
     return total / count
+
+
+@torch.no_grad()
+def code_statistics(model: nn.Module, images: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 500) -> dict:
+    """{"mean", "std", "n"} per code dimension of the eval-mode codes (``encode``) of uint8 images (one tensor
+    or several parts), population std. Streamed: each batch's mean and sum of squared deviations M2 are
+    merged into the running ones (Chan et al.: M2 = M2_a + M2_b + delta^2 n_a n_b / n, delta = mean_b -
+    mean_a), in float64, so memory is one batch whatever the number of images."""
+    n, mean, m2 = 0, None, None
+    for part in [images] if isinstance(images, torch.Tensor) else images:
+        for x in _eval_batches(model, part, batch_size, None):
+            codes = model.encode(x).double()
+            k, batch_mean = len(codes), codes.mean(0)
+            batch_m2 = (codes - batch_mean).pow(2).sum(0)
+            if mean is None:
+                n, mean, m2 = k, batch_mean, batch_m2
+                continue
+            delta = batch_mean - mean
+            total = n + k
+            mean = mean + delta * (k / total)
+            m2 = m2 + batch_m2 + delta.pow(2) * (n * k / total)
+            n = total
+    if mean is None:
+        raise ValueError("no images to encode")
+    return {"mean": mean.tolist(), "std": (m2 / n).sqrt().tolist(), "n": n}
 
 
 @torch.no_grad()

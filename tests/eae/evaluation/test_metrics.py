@@ -87,7 +87,18 @@ def test_precision_recall_in_float32_blocks_equals_float64_in_one_block(monkeypa
     reference = prc_features_to_metric(
         torch.from_numpy(generated), torch.from_numpy(real), prc_neighborhood=3, prc_batch_size=10_000, verbose=False
     )
-    monkeypatch.setattr(metrics, "PR_BLOCK", 70)  # several blocks, one of them partial
+    monkeypatch.setattr(metrics, "PR_BLOCK_BYTES", 70 * 300 * metrics.PR_BYTES_PER_DISTANCE)  # blocks of 70 rows
+    assert metrics.pr_block_rows(300) == 70  # several blocks, one of them partial
     got = precision_recall(generated, real)
     assert 0.2 < got["precision"] < 1 and 0.2 < got["recall"] < 1
     assert got == {"precision": reference["precision"], "recall": reference["recall"]}
+
+
+def test_precision_recall_blocks_hold_a_fixed_memory_whatever_the_number_of_features():
+    from eae.evaluation.metrics import PR_BLOCK_BYTES, PR_BYTES_PER_DISTANCE, pr_block_rows
+
+    for n in (10, 2_000, 20_000, 200_000, 5_000_000):
+        rows = pr_block_rows(n)
+        assert 1 <= rows <= n
+        assert rows == 1 or rows * n * PR_BYTES_PER_DISTANCE <= PR_BLOCK_BYTES
+    assert pr_block_rows(2_000) == 2_000 and pr_block_rows(20_000) == 671  # one block / bounded blocks

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from eae.models.inference import encode, posterior, reconstruct, reconstruction_mse
+from eae.models.inference import code_statistics, encode, posterior, reconstruct, reconstruction_mse
 from eae.models.networks import ArchConfig
 from eae.models.objectives.registry import build_objective
 
@@ -47,3 +47,20 @@ def test_reconstruction_mse_batch_by_batch_is_the_whole_set_mean():
     whole = float((reconstruct(model, x) - x.float() / 255).double().pow(2).mean())
     assert reconstruction_mse(model, x, batch_size=64) == pytest.approx(whole, rel=1e-6)
     assert reconstruction_mse(model, x, batch_size=64) == reconstruction_mse(model, x, batch_size=64)
+    parts = (x[:100], x[100:200], x[200:])  # a split's shards, streamed
+    assert reconstruction_mse(model, iter(parts), batch_size=64) == pytest.approx(whole, rel=1e-12)
+
+
+def test_code_statistics_streamed_are_those_of_all_codes_at_once():
+    torch.manual_seed(0)
+    model = build_objective("eae", CFG, {"entropy_weight": 0.1})
+    x = images(230)
+    codes = encode(model, x).double()
+    for got in (code_statistics(model, x, batch_size=64), code_statistics(model, iter((x[:37], x[37:])), 50)):
+        assert got["n"] == 230
+        torch.testing.assert_close(torch.tensor(got["mean"], dtype=torch.float64), codes.mean(0), rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            torch.tensor(got["std"], dtype=torch.float64), codes.std(0, correction=0), rtol=1e-10, atol=1e-12
+        )
+    with pytest.raises(ValueError, match="no images"):
+        code_statistics(model, iter(()))
