@@ -78,7 +78,9 @@ def code_statistics(model: nn.Module, images: torch.Tensor | Iterable[torch.Tens
     """{"mean", "std", "n"} per code dimension of the eval-mode codes (``encode``) of uint8 images (one tensor
     or several parts), population std. Streamed: each batch's mean and sum of squared deviations M2 are
     merged into the running ones (Chan et al.: M2 = M2_a + M2_b + delta^2 n_a n_b / n, delta = mean_b -
-    mean_a), in float64, so memory is one batch whatever the number of images."""
+    mean_a), in float64, so memory is one batch whatever the number of images. The train stage records
+    those of the training split in the checkpoint; export checks a density against them
+    (``eae.sampling.density.check_plausible``)."""
     n, mean, m2 = 0, None, None
     for part in [images] if isinstance(images, torch.Tensor) else images:
         for x in _eval_batches(model, part, batch_size, None):
