@@ -43,12 +43,12 @@ def train_one(workspace: Path, variant: str, epochs: int, out: Path) -> None:
     import torch
 
     from eae.data.prepared import read_manifest, read_split
-    from eae.models.networks import ArchConfig
     from eae.models.objectives.eae import EAE
     from eae.training.checkpoint import save_checkpoint
     from eae.training.loop import train_epoch
     from eae.training.seed import seed_everything
     from pipelines.config import load_params
+    from pipelines.train import arch_of
 
     class BiasEAE(EAE):  # the layout before the change: a bias before the code BatchNorm
         code_is_batch_normalised = False
@@ -58,14 +58,7 @@ def train_one(workspace: Path, variant: str, epochs: int, out: Path) -> None:
     seed_everything(p.seed)
     manifest = read_manifest("data/prepared")
     images = torch.from_numpy(read_split("data/prepared", "train").images)
-    arch = ArchConfig(
-        tuple(manifest["image_shape"]),
-        p.model.latent_dim,
-        tuple(p.model.encoder_channels),
-        tuple(p.model.decoder_channels),
-        p.model.kernel_size,
-    )
-    model = (BiasEAE if variant == "bias" else EAE)(arch, **p.objective_weights())
+    model = (BiasEAE if variant == "bias" else EAE)(arch_of(p, manifest), **p.objective_weights())
     optimizer = torch.optim.Adam(model.parameters(), lr=p.train.lr)
     shuffle = torch.Generator().manual_seed(p.seed)
     for epoch in range(epochs):

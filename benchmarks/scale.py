@@ -62,6 +62,7 @@ SUPERLINEAR = 1.15  # a growth exponent above this is flagged (fixed start-up co
 MEMORY_SLACK_KB = 1.0  # unexplained peak-memory growth per image above this (and above MEMORY_SLACK_MB) is flagged
 MEMORY_SLACK_MB = 64.0
 POLL_S = 0.05
+ROW_NAME = ("scale: ", ", time ~ N^a")  # a stage's row in bench.json: prefix + stage label + suffix
 
 PROFILES = {
     "gpu": {
@@ -465,9 +466,7 @@ def main() -> int:
     for label, s in stages.items():
         details = {**s, "per_size": {str(n): results[n][label] for n in sizes}}
         rows.append(
-            row(
-                f"scale: {label}, time ~ N^a", s["time_exponent"] or 0.0, "exponent", ("<=", SUPERLINEAR), None, details
-            )
+            row(label.join(ROW_NAME), s["time_exponent"] or 0.0, "exponent", ("<=", SUPERLINEAR), None, details)
         )
     result = {
         "benchmark": "scale",
@@ -548,7 +547,7 @@ def reused_sizes(path: Path, profile: str, settings: dict, skip: set[int]) -> tu
         )
     out: dict[int, dict] = {}
     for r in entry["rows"]:
-        label = r["name"].removeprefix("scale: ").removesuffix(", time ~ N^a")
+        label = r["name"].removeprefix(ROW_NAME[0]).removesuffix(ROW_NAME[1])
         for n, measured in r["details"]["per_size"].items():
             if int(n) not in skip:
                 out.setdefault(int(n), {})[label] = measured

@@ -76,15 +76,20 @@ def main() -> None:
     record_errors(train)(p)
 
 
-def build_model(p: Params, manifest: dict, device: torch.device, shard: BatchShard) -> Objective:
-    """``model.objective`` with its weights, on ``device``, as ``shard``'s part of the global batch."""
-    arch = ArchConfig(
+def arch_of(p: Params, manifest: dict) -> ArchConfig:
+    """The networks of ``model`` for the prepared images of ``manifest``."""
+    return ArchConfig(
         image_shape=tuple(manifest["image_shape"]),
         latent_dim=p.model.latent_dim,
         encoder_channels=tuple(p.model.encoder_channels),
         decoder_channels=tuple(p.model.decoder_channels),
         kernel_size=p.model.kernel_size,
     )
+
+
+def build_model(p: Params, manifest: dict, device: torch.device, shard: BatchShard) -> Objective:
+    """``model.objective`` with its weights, on ``device``, as ``shard``'s part of the global batch."""
+    arch = arch_of(p, manifest)
     weights = p.objective_weights()
     model = build_objective(p.model.objective, arch, weights).to(device).distribute(shard)
     if p.train.channels_last:

@@ -54,6 +54,11 @@ def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -
     return torch.cat(list(reconstruction_batches(model, images, batch_size)))
 
 
+def _parts(images: torch.Tensor | Iterable[torch.Tensor]) -> Iterable[torch.Tensor]:
+    """One tensor of images as the only part, or the parts as given (e.g. a split's shards)."""
+    return [images] if isinstance(images, torch.Tensor) else images
+
+
 @torch.no_grad()
 def reconstruction_mse(model: nn.Module, images: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 500) -> float:
     """Mean squared error per pixel value of the eval-mode reconstructions of uint8 images (both in
@@ -61,7 +66,7 @@ def reconstruction_mse(model: nn.Module, images: torch.Tensor | Iterable[torch.T
     one tensor, or several (a split's shards, read one at a time). Memory: one batch (and one part), not
     every reconstruction (N x C x H x W float32 twice over, as a whole-set difference takes)."""
     total, count = 0.0, 0
-    for part in [images] if isinstance(images, torch.Tensor) else images:
+    for part in _parts(images):
         for x, x_hat in zip(
             batches(part, batch_size, shuffle=False, drop_last=False, device=device_of(model)),
             reconstruction_batches(model, part, batch_size),
@@ -82,7 +87,7 @@ def code_statistics(model: nn.Module, images: torch.Tensor | Iterable[torch.Tens
     those of the training split in the checkpoint; export checks a density against them
     (``eae.sampling.density.check_plausible``)."""
     n, mean, m2 = 0, None, None
-    for part in [images] if isinstance(images, torch.Tensor) else images:
+    for part in _parts(images):
         for x in _eval_batches(model, part, batch_size, None):
             codes = model.encode(x).double()
             k, batch_mean = len(codes), codes.mean(0)
