@@ -103,17 +103,20 @@ FILE_KINDS = (
 )
 
 
-def check_regular_file(path: str | os.PathLike, what: str = "file", missing_hint: str = "") -> Path:
+def check_regular_file(path: str | os.PathLike, what: str = "file", artifact: str | None = None) -> Path:
     """``path`` if it is a regular file (a link to one is fine), else a one-line EAEError naming it and
     what it is instead: missing, a directory, a FIFO or a device (reading those would block forever or
-    never end), unreadable. Checked with ``stat``, so nothing is opened."""
-    from eae.errors import EAEError
+    never end), unreadable. Checked with ``stat``, so nothing is opened. A missing file that is an
+    ``artifact`` (``eae.errors.ARTIFACTS``) is a ``MissingArtifact`` naming it."""
+    from eae.errors import EAEError, MissingArtifact
 
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise EAEError(f"missing {what} {path}" + (f": {missing_hint}" if missing_hint else "")) from None
+        if artifact is not None:
+            raise MissingArtifact(f"missing {what} {path}", artifact) from None
+        raise EAEError(f"missing {what} {path}") from None
     except OSError as exc:
         raise EAEError(os_error_message(exc, path, action=f"cannot read {what}")) from None
     for test, kind in FILE_KINDS:
@@ -360,14 +363,15 @@ def read_json(path: str | os.PathLike) -> Any:
         raise EAEError(f"corrupt JSON in {path}: {exc}") from None
 
 
-def load_payload(path: str | Path, fmt: str | tuple[str, ...], what: str, missing_hint: str) -> dict:
+def load_payload(path: str | Path, fmt: str | tuple[str, ...], what: str, artifact: str) -> dict:
     """A dict saved with torch.save, loaded with ``torch.load(weights_only=True)`` (no pickle code
-    runs) and checked to carry ``format == fmt`` (or one of them); every failure is one EAEError line."""
+    runs) and checked to carry ``format == fmt`` (or one of them); every failure is one EAEError line
+    (a missing file: ``MissingArtifact`` naming ``artifact``)."""
     import torch
 
     from eae.errors import EAEError
 
-    path = check_regular_file(path, what, missing_hint)  # a FIFO would block torch.load forever
+    path = check_regular_file(path, what, artifact)  # a FIFO would block torch.load forever
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files

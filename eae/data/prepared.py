@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eae.errors import EAEError
+from eae.errors import EAEError, MissingArtifact
 from eae.io import check_regular_file, read_regular_bytes
 
 MANIFEST = "manifest.json"
@@ -121,7 +121,7 @@ def read_manifest(prepared_dir: str | Path) -> dict:
         data = read_regular_bytes(path, "manifest")
     except EAEError as exc:
         if str(exc).startswith("missing "):
-            raise EAEError(f"missing {path}: run the prepare stage first (dvc repro prepare)") from None
+            raise MissingArtifact(f"missing {path}", "prepared") from None
         raise
     try:
         manifest = json.loads(data)

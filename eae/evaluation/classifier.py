@@ -122,9 +122,7 @@ def load_classifier(path) -> tuple[Classifier, dict]:
     """(model in eval mode on CPU, metrics)."""
     from eae.io import load_payload
 
-    ckpt = load_payload(
-        path, FORMAT, "classifier checkpoint", "run the feature_stats stage first (dvc repro feature_stats)"
-    )
+    ckpt = load_payload(path, FORMAT, "classifier checkpoint", "classifier")
     model = Classifier(ClassifierConfig.from_dict(ckpt["arch"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt["metrics"]

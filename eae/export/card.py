@@ -9,7 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from eae.errors import EAEError
+from eae.errors import EAEError, StaleArtifact
 
 FORMAT = "eae-generator-card/1"
 
@@ -54,7 +54,7 @@ def read_card(onnx_path: str | Path) -> dict:
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise EAEError(f"{path} is not an EAE generator card (expected format {FORMAT!r})")
     if not _is_sha256(card.get("sha256")):
-        raise EAEError(f"model card {path} pins no valid sha256 for {Path(onnx_path).name}: re-run the export stage")
+        raise StaleArtifact(f"model card {path} pins no valid sha256 for {Path(onnx_path).name}", "generator")
     return card
 
 
@@ -62,7 +62,7 @@ def decoder_sha256(card: dict, card_file: str | Path) -> str:
     """The decoder's sha256 a card pins (the generator and decoder of one export are a pair)."""
     sha = (card.get("decoder") or {}).get("sha256") if isinstance(card.get("decoder"), dict) else None
     if not _is_sha256(sha):
-        raise EAEError(f"model card {card_file} pins no valid sha256 for the decoder: re-run the export stage")
+        raise StaleArtifact(f"model card {card_file} pins no valid sha256 for the decoder", "generator")
     return sha
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import eae
-from eae.errors import EAEError
+from eae.errors import EAEError, StaleArtifact
 from eae.io import atomic_path
 from eae.sampling.generator import Generator, ZGenerator
 
@@ -189,9 +189,10 @@ def check_not_saturated(generator: Generator, where: str, n: int = 256, seed: in
     levels = np.clip(np.rint(np.nan_to_num(images, nan=0.0) * 255.0), 0, 255)
     share = float(np.isin(levels, (0.0, 255.0)).mean())
     if not share <= MAX_SATURATED_SHARE:
-        raise EAEError(
+        raise StaleArtifact(
             f"{where}: {share:.1%} of the pixels of {n} sampled images are 0 or 255 (at most "
             f"{MAX_SATURATED_SHARE:.0%} expected): the sampler's latents lie far outside what the decoder "
-            "was trained on (rerun fit_density)"
+            "was trained on",
+            "density",
         )
     return share

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eae.errors import EAEError
+from eae.errors import EAEError, StaleArtifact
 from eae.export.card import card_path, decoder_sha256, read_card, verify_file
 
 DEFAULT_CHUNK = 1024
@@ -235,9 +235,8 @@ class Generator:
         ]
         images = np.concatenate(out) if out else np.zeros((0, *self.image_shape), np.float32)
         if not np.isfinite(images).all():
-            raise EAEError(
-                f"{self.path} produced NaN or infinite pixels: the exported density or weights are "
-                "broken; re-run the export stage"
+            raise StaleArtifact(
+                f"{self.path} produced NaN or infinite pixels: the exported density or weights are broken", "generator"
             )
         return images
 

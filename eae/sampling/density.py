@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eae.errors import EAEError
+from eae.errors import EAEError, StaleArtifact
 from eae.io import atomic_path, check_regular_file
 from eae.sampling import ALL_SAMPLERS, FLOW, GMM_KINDS, SAMPLERS, TWO_STAGE, WEIGHT_PRIORS
 
@@ -289,7 +289,7 @@ SECOND_STAGE_CONFIG = ("dim", "latent_dim", "hidden", "layers")  # positive ints
 def read_density_arrays(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of a density file, read without pickle; one EAEError line naming the file for a missing,
     irregular (a FIFO, a device), truncated or damaged file."""
-    path = check_regular_file(path, "density file", "run the fit_density stage first (dvc repro fit_density)")
+    path = check_regular_file(path, "density file", "density")
     try:
         f = np.load(path, allow_pickle=False)
         if isinstance(f, np.ndarray):
@@ -461,16 +461,17 @@ def check_plausible(m: Mixture, code_mean: np.ndarray, code_std: np.ndarray, whe
     z = np.abs(np.asarray(m.means, np.float64) - mean) / scale  # [K, d]
     k, j = np.unravel_index(int(np.argmax(z)), z.shape)
     if z[k, j] > PLAUSIBLE_SIGMAS:
-        raise EAEError(
+        raise StaleArtifact(
             f"{where}: component {k}'s mean {float(m.means[k, j]):.4g} in dimension {j} lies {z[k, j]:.3g} standard "
-            f"deviations from the codes' mean {mean[j]:.4g} (std {std[j]:.4g}): not a density of these codes "
-            "(rerun fit_density)"
+            f"deviations from the codes' mean {mean[j]:.4g} (std {std[j]:.4g}): not a density of these codes",
+            "density",
         )
     ratio = np.diagonal(np.asarray(m.covariances, np.float64), axis1=1, axis2=2) / scale**2  # [K, d]
     k, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     if ratio[k, j] > PLAUSIBLE_SIGMAS**2:
-        raise EAEError(
+        raise StaleArtifact(
             f"{where}: component {k}'s variance {float(m.covariances[k, j, j]):.4g} in dimension {j} is "
-            f"{ratio[k, j]:.3g} times the codes' ({std[j] ** 2:.4g}): not a density of these codes (rerun fit_density)"
+            f"{ratio[k, j]:.3g} times the codes' ({std[j] ** 2:.4g}): not a density of these codes",
+            "density",
         )
     return m

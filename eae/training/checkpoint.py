@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from eae.errors import EAEError
+from eae.errors import EAEError, StaleArtifact
 from eae.io import atomic_path, load_payload
 from eae.models.networks import ArchConfig
 from eae.models.objectives.base import Objective
@@ -56,7 +56,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     format-1 checkpoint comes back upgraded to format 2 (objective ``eae``). Checked: the records and
     their types, the objective's name, the architecture, every weight a tensor and finite (see the module)."""
     path = Path(path)
-    ckpt = load_payload(path, (FORMAT, FORMAT_V1), "checkpoint", "run the train stage first (dvc repro train)")
+    ckpt = load_payload(path, (FORMAT, FORMAT_V1), "checkpoint", "checkpoint")
     for key, kind in RECORDS.items():
         if key == "objective" and ckpt["format"] == FORMAT_V1:
             continue  # format 1 has none: upgrade_v1 makes it
@@ -77,9 +77,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             raise EAEError(f"{path}: weights '{key}' are a {type(value).__name__}, not a tensor")
         if value.is_floating_point() and not torch.isfinite(value).all():
             bad = int((~torch.isfinite(value)).sum())
-            raise EAEError(
+            raise StaleArtifact(
                 f"{path}: weights '{key}' hold {bad} NaN or infinite value(s) of {value.numel()}: the run that wrote "
-                "it diverged (retrain: dvc repro train)"
+                "it diverged",
+                "checkpoint",
             )
     return out
 
@@ -91,9 +92,8 @@ def require(ckpt: dict, *keys: str) -> None:
         node: object = ckpt
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
-                raise EAEError(
-                    f"{where(ckpt)}: lacks '{key}' (it was not written by the train stage of this version: "
-                    "retrain with dvc repro train)"
+                raise StaleArtifact(
+                    f"{where(ckpt)}: lacks '{key}' (it was not written by this version's training)", "checkpoint"
                 )
             node = node[part]
 

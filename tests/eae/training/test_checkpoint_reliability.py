@@ -9,10 +9,11 @@ import threading
 import pytest
 import torch
 
-from eae.errors import EAEError
+from eae.errors import EAEError, StaleArtifact
 from eae.models.networks import ArchConfig
 from eae.models.objectives.registry import build_objective
 from eae.training.checkpoint import load_checkpoint, model_from_checkpoint, require, save_checkpoint
+from pipelines._stage import error_line
 from tests.helpers.workspace import assert_refused, fingerprint, module
 
 pytestmark = pytest.mark.reliability
@@ -42,12 +43,14 @@ def one_line(info) -> str:
 def test_nan_weights_are_refused_naming_the_key(tmp_path):
     """Before: loaded, and the export's parity check was the first to notice (NaN images)."""
     path = saved(tmp_path, lambda p: p["state_dict"]["decoder.fc.weight"].view(-1)[:3].fill_(float("nan")))
-    with pytest.raises(EAEError) as info:
+    with pytest.raises(StaleArtifact) as info:
         load_checkpoint(path)
+    assert info.value.artifact == "checkpoint"
     assert one_line(info) == (
-        f"{path}: weights 'decoder.fc.weight' hold 3 NaN or infinite value(s) of 4096: the run that wrote it "
-        "diverged (retrain: dvc repro train)"
+        f"{path}: weights 'decoder.fc.weight' hold 3 NaN or infinite value(s) of 4096: the run that wrote it diverged"
     )
+    # the stage adds how to make it again
+    assert error_line(info.value) == f"{one_line(info)} (retrain: dvc repro train)"
 
 
 def test_infinite_running_statistics_are_refused(tmp_path):
@@ -140,8 +143,9 @@ def test_fifo_checkpoint_does_not_block(tmp_path):
 def test_a_field_a_stage_reads_is_required(tmp_path):
     ckpt = load_checkpoint(saved(tmp_path, lambda p: p.pop("data_hash")))
     require(ckpt, "dataset", "params.seed")
-    with pytest.raises(EAEError, match=r"m\.pt: lacks 'data_hash' \(it was not written by the train stage"):
+    with pytest.raises(StaleArtifact, match=r"m\.pt: lacks 'data_hash' \(it was not written by this version") as info:
         require(ckpt, "dataset", "data_hash")
+    assert error_line(info.value).endswith("(retrain: dvc repro train)")
     with pytest.raises(EAEError, match=r"lacks 'params\.model'"):
         require(ckpt, "params.model")
 
