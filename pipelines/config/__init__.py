@@ -1,0 +1,83 @@
+"""The pipeline's parameters: params.yaml, typed and validated, with EAE_ environment overrides.
+
+- ``schema``: the typed sections and ``Params`` (pydantic-settings),
+- ``bounds``: the bounds table and the memory floor counted from the networks,
+- ``loading``: reading params.yaml and EAE_ variables (``load_params``),
+- ``compose``: params.yaml = the defaults with a config's keys set, comments kept,
+- ``errors``: ``ConfigError`` and its one-line messages; ``cli``: ``python -m pipelines.config``.
+"""
+
+from pipelines.config.bounds import (
+    DIGITS_IMAGES,
+    MAX_EVAL_SAMPLES,
+    MAX_IMAGE_SIZE,
+    MAX_OPSET,
+    MAX_SEED,
+    MAX_TIMEOUT_S,
+    MIN_EVAL_SAMPLES,
+    MIN_OPSET,
+    SOURCE_CHANNELS,
+    WORKER_BYTES,
+    memory_needs,
+    network_size,
+    physical_memory,
+)
+from pipelines.config.compose import COMPOSED, compose_params
+from pipelines.config.errors import MAX_SHOWN_VALUE, ConfigError, shown
+from pipelines.config.loading import MAX_PARAMS_BYTES, PARAMS_FILE, check_environment, load_params, read_params_file
+from pipelines.config.schema import (
+    ENV_NESTED_DELIMITER,
+    ENV_PREFIX,
+    ClassifierParams,
+    DataParams,
+    DensityParams,
+    EvalParams,
+    ExportParams,
+    FlowParams,
+    ModelParams,
+    ObjectivesParams,
+    Params,
+    ReportParams,
+    TrainParams,
+    params_of_file,
+)
+
+__all__ = [
+    "COMPOSED",
+    "DIGITS_IMAGES",
+    "ENV_NESTED_DELIMITER",
+    "ENV_PREFIX",
+    "MAX_EVAL_SAMPLES",
+    "MAX_IMAGE_SIZE",
+    "MAX_OPSET",
+    "MAX_PARAMS_BYTES",
+    "MAX_SEED",
+    "MAX_SHOWN_VALUE",
+    "MAX_TIMEOUT_S",
+    "MIN_EVAL_SAMPLES",
+    "MIN_OPSET",
+    "PARAMS_FILE",
+    "SOURCE_CHANNELS",
+    "WORKER_BYTES",
+    "ClassifierParams",
+    "ConfigError",
+    "DataParams",
+    "DensityParams",
+    "EvalParams",
+    "ExportParams",
+    "FlowParams",
+    "ModelParams",
+    "ObjectivesParams",
+    "Params",
+    "ReportParams",
+    "TrainParams",
+    "check_environment",
+    "compose_params",
+    "load_params",
+    "memory_needs",
+    "network_size",
+    "params_of_file",
+    "physical_memory",
+    "read_params_file",
+    "shown",
+]
