@@ -159,3 +159,61 @@ def test_data_sources_are_those_the_library_registers():
     from pipelines.config import SOURCE_CHANNELS
 
     assert list(SOURCE_CHANNELS) == list(SOURCES)
+
+
+@pytest.mark.parametrize(
+    "text, key, line",
+    [
+        ("seed: 0\nseed: 1\n", "seed", 2),
+        ("seed: 0\ntrain:\n  epochs: 2\n  lr: 0.1\n  epochs: 50\n", "train.epochs", 5),
+        ("objectives:\n  eae:\n    entropy_k: 3\n    entropy_k: 4\n", "objectives.eae.entropy_k", 4),
+        ("train: {epochs: 1, epochs: 2}\n", "train.epochs", 1),
+        ("x:\n  - a: 1\n  - b: 1\n    b: 2\n", "x.1.b", 4),
+        ("x: [1, {a: 1, a: 2}]\n", "x.1.a", 1),
+    ],
+)
+def test_duplicate_key_is_named_with_its_path_and_line(tmp_path, text, key, line):
+    """ruamel.yaml refuses the repeated key itself; its marks give the dotted key and the line."""
+    from pipelines.config import read_params_file
+
+    with pytest.raises(ConfigError, match=rf"duplicate key '{key}' \(line {line}\); YAML would keep only the last"):
+        read_params_file(write(tmp_path, text))
+
+
+def test_params_are_read_as_dvc_reads_them(tmp_path):
+    """One YAML reader: the values validated are those DVC tracks (YAML 1.2: 1e3 is a number, yes a string)."""
+    from dvc.utils.serialize import load_yaml
+
+    from pipelines.config import read_params_file
+
+    for path in [ROOT / "params.yaml", *sorted((ROOT / "configs").glob("*.yaml"))]:
+        assert read_params_file(path) == load_yaml(path)
+    path = write(tmp_path, "train:\n  epochs: 1e3\n  compile: yes\n")
+    assert read_params_file(path) == load_yaml(path) == {"train": {"epochs": 1000.0, "compile": "yes"}}
+    assert load_params(path).train.epochs == 1000 and load_params(path).train.compile is True
+
+
+def test_file_values_alone_ignore_the_environment(monkeypatch):
+    """What compose writes back is validated without EAE_ overrides (pydantic-settings' sources)."""
+    from pipelines.config import params_of_file
+
+    monkeypatch.setenv("EAE_TRAIN__EPOCHS", "1")
+    assert Params(train={"epochs": 5}).train.epochs == 1
+    assert params_of_file({"train": {"epochs": 5}}).train.epochs == 5
+    assert isinstance(params_of_file({}), Params)
+
+
+def test_every_parameter_has_an_environment_variable_the_check_accepts():
+    """check_environment walks the fields as pydantic-settings does: every key of params.yaml, section
+    or leaf, at any depth, is a valid variable name."""
+    from eae.reporting.experiments import flatten
+    from pipelines.config import check_environment
+
+    defaults = Params.model_construct().model_dump(mode="json")
+    keys = {".".join(k.split(".")[:n]) for k in flatten(defaults) for n in range(1, k.count(".") + 2)}
+    assert "objectives.two_stage_vae.second_stage.latent_dim" in keys and "objectives.two_stage_vae" in keys
+    for key in sorted(keys):
+        check_environment({"EAE_" + key.replace(".", "__").upper(): "1"})
+    check_environment({"EAE_TRAIN": '{"epochs": 3}', "eae_model__latent_dim": "3", "OTHER": "x"})
+    with pytest.raises(ConfigError, match=r"environment variable EAE_MODEL__ENCODER_CHANNELS__0: unknown parameter"):
+        check_environment({"EAE_MODEL__ENCODER_CHANNELS__0": "3"})
