@@ -13,7 +13,8 @@ from onnx.reference import ReferenceEvaluator
 import eae
 from eae.errors import EAEError
 from eae.export.card import sha256_file
-from eae.export.runtime import Generator, ShardedRun, draw_inputs, main
+from eae.export.cli import main
+from eae.export.runtime import Generator, ShardedRun, draw_inputs
 from eae.io import write_json
 from tests.helpers.repos import ROOT
 

@@ -101,7 +101,7 @@ def test_generator_with_non_finite_output_is_refused(workspace):
 # fork and exec).
 MEASURE = """
 import re, sys
-from eae.export.runtime import main
+from eae.export.cli import main
 code = main(sys.argv[1:])
 print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) // 1024)  # MiB
 sys.exit(code)
@@ -161,7 +161,7 @@ def test_disk_check_prints_sizes_in_the_unit_that_fits(tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple
 
-    from eae.export.runtime import write_npy_stream
+    from eae.export.cli import write_npy_stream
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 100, 100))
