@@ -57,7 +57,7 @@ def parse_exp_show(rows: list, params_file: str = "params.yaml", fid_file: str =
     by ``eae.evaluation.results``), feature_extractor, error. Queued experiments are skipped.
     """
     if not isinstance(rows, list):
-        raise ValueError("dvc exp show --json output must be a list")
+        raise ValueError(f"the experiments must be a JSON list (as DVC lists them), got a {type(rows).__name__}")
     records = []
     for row in rows:
         if not isinstance(row, dict):

@@ -1,7 +1,7 @@
 """The report's matplotlib figures, built from arrays and dicts.
 
 Every function returns a ``matplotlib.figure.Figure`` made without pyplot (no global
-state, no GUI backend: it renders with Agg); ``eae.reporting.report.figure_data_uri`` embeds it.
+state, no GUI backend: it renders with Agg); ``eae.reporting.pictures.figure_data_uri`` embeds it.
 """
 
 from __future__ import annotations

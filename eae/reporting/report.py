@@ -1,126 +1,34 @@
-"""The HTML report: image grids, embedded figures, the paper's reference numbers and the Jinja2 page.
+"""The HTML report: one builder per section of the page and the Jinja2 page itself.
 
-Everything here is a function of arrays and dicts; ``pipelines/report.py`` gathers them
-(checkpoint, densities, test images, fid.json, git/DVC provenance, experiments) and calls
-``report_context`` (one builder per section of the page) then ``render_report``. The page is self-contained: every image is a
-``data:`` URI, there are no scripts, external stylesheets or fonts.
+Everything here is a function of arrays and dicts; the caller gathers them (checkpoint, densities,
+test images, fid.json, git/DVC provenance, experiments) and calls ``report_context`` (one builder per
+section of the page) then ``render_report``. The pictures are made in ``eae.reporting.pictures``, the
+tables in ``eae.reporting.tables``. The page is self-contained: every image is a ``data:`` URI, there
+are no scripts, external stylesheets or fonts.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
-from collections.abc import Callable
 
 import numpy as np
 
-from eae.evaluation.results import COLUMNS, LABELS, METRICS, RECONSTRUCTION, Results, parse_results
+from eae.evaluation.results import COLUMNS, RECONSTRUCTION, Results, parse_results
 from eae.images import image_grid, png_data_uri
-from eae.reporting.figures import training_curves  # noqa: F401  (re-exported: part of this module's API)
-from eae.reporting.paper import PAPER_N_SAMPLES, display_name, paper_row
-from eae.sampling.density import ALL_SAMPLERS, SAMPLERS, TWO_STAGE
+from eae.reporting.figures import training_curves
+from eae.reporting.paper import display_name
+from eae.reporting.pictures import (  # noqa: F401  (interpolation_images: the report stage imports it from here)
+    figure_data_uri,
+    grid_scale,
+    interpolation_images,
+    interpolation_picture,
+    paired_rows_picture,
+)
+from eae.reporting.tables import bench_context, fid_rows, fid_table, quality_rows, table1_context
+from eae.sampling.density import SAMPLERS
 
 FID_ROWS = (*SAMPLERS, RECONSTRUCTION)
 PIXELATED_BELOW = 48  # images narrower than this are shown upscaled with crisp (nearest-neighbour) pixels
-DATASET_NAMES = {
-    "cifar10": "CIFAR-10",
-    "celeba": "CelebA",
-    "mnist": "MNIST",
-    "digits": "scikit-learn digits",
-    "folder": "image folder",
-}
-
-
-# ---------------------------------------------------------------- images
-
-
-def figure_data_uri(fig, dpi: int = 100) -> str:
-    """A matplotlib figure as an embedded PNG (a pyplot figure is closed afterwards)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
-    if getattr(fig.canvas, "manager", None) is not None:  # made by pyplot: release it
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def grid_scale(image_width: int, ncol: int, target_px: int = 360, pad: int = 1) -> int:
-    """Integer upscaling so a grid of ``ncol`` images is about ``target_px`` wide (at least 1)."""
-    return max(1, round(target_px / (ncol * (image_width + pad) + pad)))
-
-
-def to_float01(images: np.ndarray) -> np.ndarray:
-    """uint8 images -> float32 in [0, 1]; float images are returned as float32 unchanged."""
-    images = np.asarray(images)
-    return images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32, copy=False)
-
-
-def interleave_rows(first: np.ndarray, second: np.ndarray, ncol: int) -> np.ndarray:
-    """Float images ordered so that a grid of ``ncol`` columns shows a row of ``first``, then the
-    row of ``second`` at the same positions, and so on (originals above their reconstructions).
-    uint8 inputs are scaled to [0, 1]; a last incomplete row is dropped when there is a full one."""
-    first, second = to_float01(first), to_float01(second)
-    if first.shape != second.shape:
-        raise ValueError(f"shapes differ: {first.shape} vs {second.shape}")
-    ncol = max(1, min(ncol, len(first)))
-    n = len(first) - len(first) % ncol
-    rows = []
-    for start in range(0, n, ncol):
-        rows += [first[start : start + ncol], second[start : start + ncol]]
-    return np.concatenate(rows) if rows else first[:0]
-
-
-def paired_rows_picture(first: np.ndarray, second: np.ndarray, ncol: int, pad: int = 1, gap: int = 4) -> np.ndarray:
-    """uint8 picture of ``interleave_rows``: each row of ``first`` directly above the matching row
-    of ``second``, the pairs of rows separated by ``gap`` white pixels."""
-    images = interleave_rows(first, second, ncol)
-    ncol = max(1, min(ncol, len(first)))
-    blocks = [image_grid(images[i : i + 2 * ncol], ncol, pad) for i in range(0, len(images), 2 * ncol)]
-    if not blocks:
-        raise ValueError("no images")
-    space = np.full((gap, blocks[0].shape[1], 3), 255, np.uint8)
-    return np.concatenate([part for b in blocks for part in (b, space)][:-1], axis=0)
-
-
-def interpolate_latents(z_start: np.ndarray, z_end: np.ndarray, steps: int = 10) -> np.ndarray:
-    """Straight lines in code space: [P, d] endpoints -> [P, steps, d], t = 0, 1/(steps-1), ..., 1
-    (the first and last steps are exactly ``z_start`` and ``z_end``)."""
-    z_start, z_end = np.asarray(z_start), np.asarray(z_end)
-    if z_start.shape != z_end.shape or z_start.ndim != 2:
-        raise ValueError(f"endpoints must both be [P, d], got {z_start.shape} and {z_end.shape}")
-    if steps < 2:
-        raise ValueError(f"steps must be >= 2, got {steps}")
-    t = np.linspace(0.0, 1.0, steps, dtype=np.float64)[None, :, None]
-    path = (1.0 - t) * z_start[:, None, :] + t * z_end[:, None, :]
-    path[:, 0], path[:, -1] = z_start, z_end
-    return path.astype(z_start.dtype, copy=False)
-
-
-def interpolation_images(
-    decode: Callable[[np.ndarray], np.ndarray], z_start: np.ndarray, z_end: np.ndarray, steps: int = 10
-) -> np.ndarray:
-    """Decode the straight lines between code pairs: ``decode`` maps float32 codes [N, d] to images
-    [N, C, H, W]; returns [P, steps, C, H, W] (first step = decode(z_start), last = decode(z_end))."""
-    path = interpolate_latents(np.asarray(z_start, np.float32), np.asarray(z_end, np.float32), steps)
-    p, s, d = path.shape
-    images = np.asarray(decode(path.reshape(p * s, d)))
-    return images.reshape(p, s, *images.shape[1:])
-
-
-def interpolation_picture(
-    start_images: np.ndarray, path_images: np.ndarray, end_images: np.ndarray, pad: int = 1, gap: int = 4
-) -> np.ndarray:
-    """One uint8 [H', W', 3] picture, a row per pair: the start image, a ``gap``-pixel white
-    space, the S decoded steps [P, S, C, H, W], another gap, the end image."""
-    path = to_float01(path_images)
-    p, s = path.shape[:2]
-    left = image_grid(to_float01(start_images), ncol=1, pad=pad)
-    middle = image_grid(path.reshape(p * s, *path.shape[2:]), ncol=s, pad=pad)
-    right = image_grid(to_float01(end_images), ncol=1, pad=pad)
-    space = np.full((middle.shape[0], gap, 3), 255, np.uint8)
-    return np.concatenate([left, space, middle, space, right], axis=1)
 
 
 def param_groups(params: dict) -> list[tuple[str, list[tuple[str, object]]]]:
@@ -131,225 +39,6 @@ def param_groups(params: dict) -> list[tuple[str, list[tuple[str, object]]]]:
     groups = [("run", top)] if top else []
     groups += [(k, list(flatten(v).items())) for k, v in (params or {}).items() if isinstance(v, dict)]
     return groups
-
-
-# ---------------------------------------------------------------- tables
-
-
-def fid_rows(results: Results | None, objective: str = "eae") -> tuple[str, ...]:
-    """The rows of the FID table: the mixture samplers, the flow and the two-stage sampler when the run
-    has them (the two-stage sampler also whenever the objective is the two-stage VAE), then reconstruction."""
-    extra = tuple(
-        s
-        for s in ALL_SAMPLERS[len(SAMPLERS) :]
-        if (s == TWO_STAGE and objective == "two_stage_vae") or (results and results.value("fd", s) is not None)
-    )
-    return (*SAMPLERS, *extra, RECONSTRUCTION)
-
-
-def fid_table(results: Results | None, dataset: str, objective: str = "eae") -> dict:
-    """The Fréchet-distance table next to the paper's Table 1 row of ``objective`` for ``dataset``.
-
-    Returns rows (name, value or None, paper or None), missing (names absent from ``results``),
-    paper_available, comparable (paper numbers exist and the metric is Inception FID with
-    the paper's 10,000 samples), notes (sentences for the reader) and the paper row's name.
-    """
-    paper = paper_row(objective, dataset)
-    protocol = results.protocol if results else {}
-    extractor = str(protocol.get("feature_extractor") or "unknown")
-    inception = "inception" in extractor.lower()
-    rows, missing = [], []
-    for name in fid_rows(results, objective):
-        value = results.value("fd", name) if results else None
-        if value is None:
-            missing.append(name)
-        reference = (paper or {}).get(name)
-        rows.append(
-            {
-                "name": name,
-                "value": value,
-                "paper": reference,
-                "delta": value - reference if value is not None and reference is not None else None,
-            }
-        )
-    notes = []
-    pretty = DATASET_NAMES.get(dataset, dataset)
-    if results is None:
-        notes.append("reports/fid.json is missing: the evaluate stage has not run (dvc repro evaluate).")
-    if paper is None and results is None:
-        notes.append(f"The paper reports no FID for {pretty}.")
-    elif paper is None:
-        notes.append(
-            f"The paper reports no FID for {pretty}. These distances use {extractor} features "
-            f"({protocol.get('metric_name', 'metric not recorded')}), so they compare runs of this pipeline "
-            "on the same data only; they are not Inception FIDs."
-        )
-    elif results is not None and not inception:
-        notes.append(
-            f"Paper numbers are Inception FIDs; this run measured the distance in {extractor} "
-            "features, so the two columns are not comparable."
-        )
-    dims = protocol.get("inception_dims")
-    if inception and dims not in (None, 2048):
-        notes.append(
-            f"This run used {dims}-dimensional Inception features; FID (and the paper) uses the "
-            "2048-dimensional pool3 features, so the values are not comparable with Table 1."
-        )
-    n_samples = protocol.get("n_generated")
-    if paper is not None and results is not None and n_samples is not None and n_samples != PAPER_N_SAMPLES:
-        notes.append(
-            f"The paper uses {PAPER_N_SAMPLES:,} generated images; this run used {n_samples:,}, "
-            "and FID is biased upwards for fewer samples."
-        )
-    if results is not None and missing:
-        notes.append("Missing from reports/fid.json: " + ", ".join(missing) + ".")
-    return {
-        "rows": rows,
-        "missing": missing,
-        "paper_available": paper is not None,
-        "comparable": paper is not None and inception and n_samples in (None, PAPER_N_SAMPLES) and dims in (None, 2048),
-        "notes": notes,
-        "dataset_name": pretty,
-        "system": display_name(objective),
-    }
-
-
-def quality_rows(results: Results | None, rows: tuple[str, ...]) -> list[dict]:
-    """Per sampler (and reconstruction): every metric of ``results`` (None where absent: an older
-    record has the Fréchet distances only)."""
-    return [{"name": name, **{m: results.value(m, name) if results else None for m in METRICS}} for name in rows]
-
-
-def table1_context(table: dict | None, this_run: dict | None = None) -> dict | None:
-    """The report's Table 1 section from reports/table1.json (None when there is none): for each
-    metric a grid objective x column of "mean ± std", the best mean per column marked, the paper's
-    FIDs for the Fréchet distance, an error-bar chart, and whether the EAE wins each column."""
-    if not table or not table.get("rows"):
-        return None
-    from eae.reporting import figures
-
-    grids = []
-    for metric in table.get("metrics", []):
-        if not any(row["cells"].get(metric) for row in table["rows"]):
-            continue
-        lines = []
-        for row in table["rows"]:
-            cells = []
-            for column in table["columns"]:
-                cell = row["cells"].get(metric, {}).get(column)
-                paper = ((table.get("paper") or {}).get(row["objective"]) or {}).get(column) if metric == "fd" else None
-                cells.append(
-                    {
-                        "mean": cell["mean"] if cell else None,
-                        "std": cell["std"] if cell else None,
-                        "n": cell["n"] if cell else 0,
-                        "paper": paper,
-                        "best": table["best"].get(metric, {}).get(column) == row["objective"],
-                    }
-                )
-            lines.append({"name": row["name"], "objective": row["objective"], "cells": cells})
-        lower = bool(METRICS.get(metric))
-        grids.append(
-            {
-                "metric": metric,
-                "label": LABELS.get(metric, metric),
-                "lower": lower,
-                "rows": lines,
-                "plot": figure_data_uri(
-                    figures.table1_errorbars(
-                        table, metric, f"{LABELS.get(metric, metric)} ({'lower' if lower else 'higher'} is better)"
-                    )
-                ),
-            }
-        )
-    return {
-        "grids": grids,
-        "columns": table["columns"],
-        "seeds": table.get("seeds", []),
-        "prefix": table.get("prefix", "t1"),
-        "dataset": table.get("dataset"),
-        "overrides": table.get("overrides") or [],
-        "failed": table.get("failed") or [],
-        "generated_at": table.get("generated_at"),
-        "wall_seconds": table.get("wall_seconds"),
-        "eae_wins": table.get("eae_wins"),
-        "paper": bool(table.get("paper")),
-        "metric_name": table.get("metric"),
-        "feature_extractor": table.get("feature_extractor"),
-    }
-
-
-def bench_context(bench: dict | None) -> dict | None:
-    """The report's Performance section from reports/bench.json (``make bench``): every measured
-    ratio with its goal, whether it is met, its spread over rounds, and the machine."""
-    if not bench or not bench.get("benchmarks"):
-        return None
-    rows = []
-    for result in bench["benchmarks"]:
-        if result.get("error"):
-            rows.append(
-                {
-                    "benchmark": result["benchmark"],
-                    "name": f"{result['benchmark']}: {result['error']}",
-                    "value": None,
-                    "unit": "",
-                    "goal": None,
-                    "met": None,
-                    "spread": None,
-                }
-            )
-        for r in result.get("rows", []):
-            rows.append({"benchmark": result["benchmark"], **r})
-    goals = [r for r in rows if r.get("met") is not None]
-    scale = next((r for r in bench["benchmarks"] if r.get("benchmark") == "scale" and r.get("rows")), None)
-    return {
-        "rows": rows,
-        "machine": bench.get("machine") or {},
-        "generated_at": bench.get("generated_at"),
-        "wall_seconds": bench.get("wall_seconds"),
-        "met": sum(1 for r in goals if r["met"]),
-        "goals": len(goals),
-        "scale": scale_context(scale),
-    }
-
-
-def scale_context(scale: dict | None) -> dict | None:
-    """The scale study of ``benchmarks/scale.py`` (its entry in bench.json): a stage x size table of
-    seconds and peak memory, each stage's growth exponent and flags, and the log-log plot."""
-    from eae.reporting import figures
-
-    if not scale:
-        return None
-    stages = []
-    for r in scale["rows"]:
-        d = r.get("details") or {}
-        if not d.get("sizes"):
-            continue
-        stages.append(
-            {
-                "name": r["name"].removeprefix("scale: ").split(", time", 1)[0],
-                "cells": [{"seconds": s, "peak_mb": m} for s, m in zip(d["seconds"], d["peak_mb"])],
-                "sizes": d["sizes"],
-                "exponent": d.get("time_exponent"),
-                "flags": d.get("flags") or [],
-                "notes": d.get("notes") or [],
-            }
-        )
-    if not stages:
-        return None
-    series = {s["name"]: (s["sizes"], [c["seconds"] for c in s["cells"]]) for s in stages}
-    loads = [v["load_1min"][0] for r in scale["rows"] for v in (r.get("details") or {}).get("per_size", {}).values()]
-    return {
-        "sizes": stages[0]["sizes"],
-        "stages": stages,
-        "plot": figure_data_uri(figures.scale_growth(series)),
-        "profile": scale.get("profile"),
-        "settings": scale.get("settings") or {},
-        "machine": scale.get("machine") or {},
-        "generated_at": scale.get("generated_at"),
-        "seconds": scale.get("seconds"),
-        "max_load": max(loads) if loads else None,
-    }
 
 
 # ---------------------------------------------------------------- the page's sections
@@ -542,6 +231,7 @@ def report_context(
     table1: dict | None = None,
     bench: dict | None = None,
     fid_problem: str | None = None,
+    evaluate_command: str | None = None,
 ) -> dict:
     """The template context: one builder per section of the page (figures rendered and embedded).
 
@@ -563,19 +253,21 @@ def report_context(
     bench: reports/bench.json (``make bench``), or None.
     fid_problem: why ``fid`` does not belong to this run's checkpoint or density
         (``Results.provenance_problem``): its scores are then refused (shown nowhere) and the page says why.
+    evaluate_command: what writes reports/fid.json (shown where it is missing or not this run's), or None.
     """
     missing: list[str] = []
     dataset = run.get("dataset") or "unknown"
     params = run.get("params") or {}
     objective = objective or {"name": "eae", "weights": {"entropy_weight": params.get("entropy_weight")}}
     results = parse_results(fid) if fid is not None and fid_problem is None else None
-    table = fid_table(results, dataset, objective["name"])
+    table = fid_table(results, dataset, objective["name"], evaluate_command)
+    hint = f" ({evaluate_command})" if evaluate_command else ""
     if fid_problem is not None:
-        stale = f"reports/fid.json is not this run's: {fid_problem}; its scores are not shown (dvc repro evaluate)"
+        stale = f"reports/fid.json is not this run's: {fid_problem}; its scores are not shown{hint}"
         missing.append(stale)
         table["notes"] = [stale + "." if n.startswith("reports/fid.json is missing") else n for n in table["notes"]]
     elif results is None:
-        missing.append("reports/fid.json (Fréchet distances): run the evaluate stage")
+        missing.append(f"reports/fid.json (Fréchet distances): this run has not been evaluated{hint}")
     elif table["missing"]:
         missing.append("reports/fid.json has no value for " + ", ".join(table["missing"]))
     latent_dim = (latents.shape[1] if latents is not None else None) or (params.get("model") or {}).get("latent_dim")

@@ -9,22 +9,20 @@ from PIL import Image
 
 from eae.evaluation.diagnostics import covariance_eigenvalues, entropy_vs_bound
 from eae.evaluation.results import parse_results
+from eae.images import image_grid, png_data_uri
 from eae.models.networks import ArchConfig, Decoder
-from eae.reporting import figures, report
+from eae.reporting import figures, tables
+from eae.reporting.figures import training_curves
 from eae.reporting.paper import PAPER_TABLE1
-from eae.reporting.report import (
+from eae.reporting.pictures import (
     figure_data_uri,
-    image_grid,
     interleave_rows,
     interpolate_latents,
     interpolation_images,
     interpolation_picture,
     paired_rows_picture,
-    png_data_uri,
-    render_report,
-    report_context,
-    training_curves,
 )
+from eae.reporting.report import render_report, report_context
 from tests.helpers.report_inputs import synthetic_inputs
 
 DATA_URI = re.compile(r'src="(data:image/png;base64,[A-Za-z0-9+/=]+)"')
@@ -129,7 +127,7 @@ def test_originals_sit_above_their_reconstructions():
 
 
 def fid_table(record: dict, dataset: str, objective: str = "eae") -> dict:
-    return report.fid_table(parse_results(record), dataset, objective)
+    return tables.fid_table(parse_results(record), dataset, objective)
 
 
 def test_fid_table_next_to_the_papers_numbers():
@@ -211,6 +209,16 @@ def test_report_with_missing_pieces_still_renders_and_says_so():
     html = render_report(report_context(**inputs))
     assert "Missing from this run" in html
     assert "reports/fid.json is missing" in html and "mvg samples" in html
+    assert "dvc repro" not in html.split("Written by")[0]  # the library names no command; the stage passes one
+    context = report_context(**{**inputs, "evaluate_command": "dvc repro evaluate"})
+    assert (
+        "reports/fid.json is missing: this run has not been evaluated (dvc repro evaluate)."
+        in context["fid_table"]["notes"]
+    )
+    assert (
+        "reports/fid.json (Fréchet distances): this run has not been evaluated (dvc repro evaluate)"
+        in context["missing"]
+    )
     assert "no experiments" in html and "No GMM density" in html and "ONNX generator is missing" in html
     assert "mvg samples: not available" in html
     assert html.count("<img") == len(DATA_URI.findall(html)) == 9
@@ -221,7 +229,18 @@ def test_report_says_which_sampler_is_missing_from_fid_json():
     del inputs["fid"]["metrics"]["fd"]["mvg"]
     html = render_report(report_context(**inputs))
     assert "Missing from reports/fid.json: mvg." in html and "reports/fid.json has no value for mvg" in html
-    assert "mvg — FID missing" in html
+    assert "mvg — FD missing" in html  # classifier features: a Fréchet distance, not an FID (was "FID missing")
+
+
+def test_headline_tiles_name_the_metric_by_its_features():
+    """Digits scores are Fréchet distances in the classifier's features, not FIDs (issue 31)."""
+    html = render()
+    assert "FD gmm (classifier features)" in html and "FD reconstruction (classifier features)" in html
+    assert "<span>FID gmm</span>" not in html and "— FID" not in html
+    inception = {**synthetic_inputs()["fid"]}
+    inception["protocol"] = {**inception["protocol"], "feature_extractor": "inception"}
+    html = render(dataset="cifar10", fid=inception)
+    assert "FID gmm</span>" in html and "FID reconstruction</span>" in html and "(classifier features)" not in html
 
 
 def test_report_without_experiments_or_with_dvc_failure():
