@@ -25,7 +25,7 @@ from eae.reporting.pictures import (  # noqa: F401  (interpolation_images: the r
     paired_rows_picture,
 )
 from eae.reporting.tables import bench_context, fid_rows, fid_table, quality_rows, table1_context
-from eae.sampling.density import SAMPLERS
+from eae.sampling import SAMPLERS
 
 FID_ROWS = (*SAMPLERS, RECONSTRUCTION)
 PIXELATED_BELOW = 48  # images narrower than this are shown upscaled with crisp (nearest-neighbour) pixels

@@ -6,7 +6,7 @@ from __future__ import annotations
 from eae.evaluation.results import LABELS, METRICS, RECONSTRUCTION, Results
 from eae.reporting.paper import PAPER_N_SAMPLES, display_name, paper_row
 from eae.reporting.pictures import figure_data_uri
-from eae.sampling.density import ALL_SAMPLERS, SAMPLERS, TWO_STAGE
+from eae.sampling import ALL_SAMPLERS, SAMPLERS, TWO_STAGE
 
 DATASET_NAMES = {
     "cifar10": "CIFAR-10",

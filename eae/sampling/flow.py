@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eae.sampling.density import Mixture, split_heldout
+from eae.sampling.mixture import Mixture, split_heldout
 
 LOG_2PI = math.log(2.0 * math.pi)
 MIN_SCALE = 1e-6  # floor of the standardisation's scale: a constant code dimension has std 0

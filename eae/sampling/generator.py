@@ -24,7 +24,8 @@ from torch import nn
 
 from eae.export.runtime import iter_inputs
 from eae.models.networks import Decoder
-from eae.sampling.density import FlowDensity, Mixture, NetworkDensity, SecondStage, check_temperature
+from eae.sampling.density import FlowDensity, NetworkDensity, SecondStage, check_temperature
+from eae.sampling.mixture import Mixture
 
 
 def _tempered(noise: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -162,9 +162,9 @@ def test_flow_and_tempered_generators_export_within_the_tolerance(tmp_path, samp
     """The flow sampler (and a temperature, folded into the graph) exports with the same inputs
     (noise [N, d], u [N]) and onnxruntime matches torch within the export tolerance."""
     from eae.models.objectives.registry import build_objective
-    from eae.sampling.density import fit_gmm
     from eae.sampling.flow import RealNVP
     from eae.sampling.generator import Generator
+    from eae.sampling.mixture import fit_gmm
     from tests.helpers.flow import flow_density, randomised
 
     torch.manual_seed(0)

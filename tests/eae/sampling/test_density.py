@@ -2,20 +2,8 @@ import numpy as np
 import pytest
 
 from eae.errors import EAEError
-from eae.sampling.density import (
-    FlowDensity,
-    Mixture,
-    fit_gmm,
-    fit_isotropic,
-    fit_mvg,
-    load_densities,
-    load_samplers,
-    load_temperature,
-    mixture_log_prob,
-    save_densities,
-    select_gmm,
-    split_heldout,
-)
+from eae.sampling.density import FlowDensity, load_densities, load_samplers, load_temperature, save_densities
+from eae.sampling.mixture import Mixture, fit_gmm, fit_isotropic, fit_mvg, mixture_log_prob, select_gmm, split_heldout
 
 
 def test_mvg_recovers_known_mean_and_covariance():
@@ -69,7 +57,6 @@ def test_missing_and_corrupt_files(tmp_path):
 
 
 def test_gmm_selection_finds_the_number_of_clusters():
-    from eae.sampling.density import select_gmm
 
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])

@@ -12,16 +12,8 @@ import numpy as np
 import pytest
 
 from eae.errors import EAEError
-from eae.sampling.density import (
-    PLAUSIBLE_SIGMAS,
-    Mixture,
-    check_plausible,
-    fit_gmm,
-    fit_isotropic,
-    fit_mvg,
-    load_samplers,
-    save_densities,
-)
+from eae.sampling.density import load_samplers, save_densities
+from eae.sampling.mixture import PLAUSIBLE_SIGMAS, Mixture, check_plausible, fit_gmm, fit_isotropic, fit_mvg
 
 pytestmark = pytest.mark.reliability
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from eae.sampling.density import fit_gmm, fit_mvg, mixture_log_prob, split_heldout
 from eae.sampling.flow import RealNVP, coupling_masks, fit_flow
+from eae.sampling.mixture import fit_gmm, fit_mvg, mixture_log_prob, split_heldout
 from tests.helpers.flow import banana, randomised
 
 

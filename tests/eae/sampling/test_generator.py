@@ -8,7 +8,6 @@ import torch
 from eae.export.runtime import draw_inputs, to_uint8_nhwc
 from eae.models.networks import ArchConfig
 from eae.models.objectives.registry import build_objective
-from eae.sampling.density import Mixture, fit_gmm, fit_isotropic
 from eae.sampling.generator import (
     FlowSampler,
     Generator,
@@ -17,6 +16,7 @@ from eae.sampling.generator import (
     generated_batches,
     standard_normal_cdf,
 )
+from eae.sampling.mixture import Mixture, fit_gmm, fit_isotropic
 from tests.helpers.generator import normal_cdf
 
 CFG = ArchConfig((1, 8, 8), 3, (8, 16), (16, 8))
