@@ -53,24 +53,16 @@ def stage_module() -> str | None:
 def deleted_outputs(module: str, repo: str = ".") -> tuple[str | None, list[str]]:
     """(stage, outputs) of the dvc.yaml stage whose command runs ``module``: the outputs DVC deletes before
     the stage runs (cached ones; ``persist: true`` outputs stay). (None, []) when there is none."""
-    import yaml
+    from pipelines import dvcfile
 
     try:
-        with open(os.path.join(repo, "dvc.yaml")) as f:
-            stages = (yaml.safe_load(f) or {}).get("stages") or {}
-    except (OSError, yaml.YAMLError, AttributeError):
+        found = dvcfile.stage_running(module, repo)
+    except dvcfile.READ_ERRORS:
         return None, []
-    for name, stage in stages.items():
-        if not isinstance(stage, dict) or str(stage.get("cmd", "")).split() != ["python", "-m", module]:
-            continue
-        outs = []
-        for entry in [*(stage.get("outs") or []), *(stage.get("metrics") or []), *(stage.get("plots") or [])]:
-            path, opts = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
-            opts = opts or {}
-            if opts.get("cache", True) and not opts.get("persist", False) and "${" not in path:
-                outs.append(path)
-        return name, outs
-    return None, []
+    if found is None:
+        return None, []
+    name, outs = found
+    return name, [out.path for out in outs if out.deleted_before_run]
 
 
 def _copy_links(src: str, dst: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pipelines
 from eae.errors import EAEError, MissingArtifact, StaleArtifact
 from eae.io import os_error_message
+from pipelines import dvcfile
 from pipelines.config import ConfigError
 
 # Paths of the pipeline's artifacts (mirrored in dvc.yaml).
@@ -105,24 +106,12 @@ def run(main: Callable[[], None]) -> None:
 
 def dvc_stages(repo: str | Path = ".") -> list[str]:
     """Stage names of dvc.yaml in the order written (dvc.yaml lists them topologically)."""
-    import yaml
-
-    return list((yaml.safe_load((Path(repo) / "dvc.yaml").read_text()) or {}).get("stages") or {})
+    return list(dvcfile.stages(repo))
 
 
 def dvc_out_md5(out: str, repo: str | Path = ".") -> str | None:
     """The md5 DVC recorded for output ``out`` in dvc.lock (None when absent or unreadable)."""
-    import yaml
-
-    try:
-        lock = yaml.safe_load((Path(repo) / "dvc.lock").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    for stage in (lock.get("stages") or {}).values():
-        for entry in stage.get("outs") or []:
-            if entry.get("path") == out:
-                return entry.get("md5")
-    return None
+    return dvcfile.out_md5(out, repo)
 
 
 def record_duration(stage: str, seconds: float) -> None:

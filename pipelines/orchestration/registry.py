@@ -25,9 +25,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-import yaml
-
 from eae.errors import EAEError
+from pipelines import dvcfile
 from pipelines._stage import GENERATOR_ONNX, dvc_out_md5
 
 ARTIFACTS = {"eae-generator": GENERATOR_ONNX, "eae-generator-card": "models/generator.json"}
@@ -44,16 +43,7 @@ def git(repo: Path, *args: str, check: bool = True) -> str:
 
 def git_tracked_results(repo: Path) -> list[str]:
     """The outputs dvc.yaml keeps in git (``cache: false``): metrics and plots of its stages."""
-    stages = (yaml.safe_load((repo / "dvc.yaml").read_text()) or {}).get("stages") or {}
-    paths = []
-    for stage in stages.values():
-        for kind in ("outs", "metrics", "plots"):
-            for entry in stage.get(kind) or []:
-                if isinstance(entry, dict):
-                    (path, options), *_ = entry.items()
-                    if (options or {}).get("cache") is False:
-                        paths.append(path)
-    return paths
+    return dvcfile.uncached_outputs(repo)
 
 
 def md5_file(path: Path) -> str:
@@ -69,11 +59,7 @@ def head_md5(repo: Path, out: str) -> str | None:
     text = git(repo, "show", "HEAD:dvc.lock", check=False)
     if not text:
         return None
-    for stage in ((yaml.safe_load(text) or {}).get("stages") or {}).values():
-        for entry in stage.get("outs") or []:
-            if entry.get("path") == out:
-                return entry.get("md5")
-    return None
+    return dvcfile.locked_md5(text, out)
 
 
 def commit_candidate(repo: Path, message: str) -> bool:

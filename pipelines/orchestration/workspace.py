@@ -39,6 +39,7 @@ from pathlib import Path
 import yaml
 
 from eae.io import pid_alive, remove_path
+from pipelines import dvcfile
 from pipelines.config import PARAMS_FILE, ConfigError, Params, load_params
 
 LOCK_FILE = ".dvc/tmp/eae-retrain.lock"
@@ -102,28 +103,14 @@ def validate(repo: str | Path, overrides: dict[str, object] | None = None) -> Pa
 # --------------------------------------------------------------------------- outputs and snapshots
 
 
-def _out_paths(entries: list | None) -> list[str]:
-    """Paths of dvc.yaml ``outs``/``metrics``/``plots`` entries (a string, or a one-key mapping)."""
-    paths = []
-    for entry in entries or []:
-        path = entry if isinstance(entry, str) else next(iter(entry))
-        if "${" not in path:  # interpolated outputs are not used by this pipeline
-            paths.append(path)
-    return paths
-
-
 def stage_outputs(repo: str | Path) -> dict[str, list[str]]:
     """Every stage's outputs, as dvc.yaml declares them (outs, metrics and plots)."""
-    stages = (yaml.safe_load((Path(repo) / "dvc.yaml").read_text()) or {}).get("stages") or {}
-    return {
-        name: _out_paths(s.get("outs")) + _out_paths(s.get("metrics")) + _out_paths(s.get("plots"))
-        for name, s in stages.items()
-    }
+    return {name: [out.path for out in outs] for name, outs in dvcfile.outputs(repo).items()}
 
 
 def _lock_entries(path: Path) -> dict:
     try:
-        return (yaml.safe_load(path.read_text()) or {}).get("stages") or {}
+        return dvcfile.lock_stages(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, yaml.YAMLError) as exc:
