@@ -47,8 +47,8 @@ def train_one(workspace: Path, variant: str, epochs: int, out: Path) -> None:
     from eae.training.checkpoint import save_checkpoint
     from eae.training.loop import train_epoch
     from eae.training.seed import seed_everything
+    from eae.training.setup import arch_for
     from pipelines.config import load_params
-    from pipelines.train import arch_of
 
     class BiasEAE(EAE):  # the layout before the change: a bias before the code BatchNorm
         code_is_batch_normalised = False
@@ -58,7 +58,9 @@ def train_one(workspace: Path, variant: str, epochs: int, out: Path) -> None:
     seed_everything(p.seed)
     manifest = read_manifest("data/prepared")
     images = torch.from_numpy(read_split("data/prepared", "train").images)
-    model = (BiasEAE if variant == "bias" else EAE)(arch_of(p, manifest), **p.objective_weights())
+    model = (BiasEAE if variant == "bias" else EAE)(
+        arch_for(manifest, **p.model.model_dump(exclude={"objective"})), **p.objective_weights()
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=p.train.lr)
     shuffle = torch.Generator().manual_seed(p.seed)
     for epoch in range(epochs):
@@ -85,7 +87,7 @@ def max_diff(a: Path, b: Path) -> tuple[float, str]:
     import torch
 
     sa, sb = (torch.load(p, weights_only=True)["state_dict"] for p in (a, b))
-    # the weights (parameters), not the BatchNorm running statistics: their variances reach 1e2 and are
+    # the weights (parameters), not the BatchNorm running statistics: their variances are large and are
     # what eval mode reads, not what the optimiser moves
     weights = [k for k in sa if sa[k].is_floating_point() and ".running_" not in k]
     return max((float((sa[k] - sb[k]).abs().max()), k) for k in weights)

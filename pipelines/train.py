@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,45 +28,56 @@ from tqdm import tqdm
 
 from eae.data.prepared import read_manifest, read_split, seeded_split, split_shards
 from eae.errors import EAEError
-from eae.images import image_grid
 from eae.io import atomic_dir, write_json
 from eae.models.inference import code_statistics, reconstruction_error, reconstruction_mse
-from eae.models.networks import ArchConfig
 from eae.models.objectives.base import Objective
 from eae.models.objectives.registry import build_objective
 from eae.training.checkpoint import save_checkpoint
 from eae.training.distributed import BatchShard, data_parallel_loss
 from eae.training.loop import adam, train_epoch
-from eae.training.resume import fingerprint, load_state, restore, save_state
+from eae.training.recorder import Recorder
+from eae.training.resume import fingerprint, load_state, restore
+from eae.training.schedule import lr_scheduler, step_scheduler
 from eae.training.seed import seed_everything
+from eae.training.setup import arch_for, place_images, weights_copy
 from pipelines._stage import CHECKPOINT, DVCLIVE, PREPARED, TRAIN_METRICS, log, run
-from pipelines.config import ConfigError, Params, TrainParams, load_params
+from pipelines.config import ConfigError, Params, load_params
 from pipelines.launch import LAUNCH_KEYS, broadcast, launch, needs_launcher, record_errors, worker
 
 # Scratch space inside the workspace, ignored by git and DVC; removed when training completes.
 RESUME_STATE = ".dvc/tmp/eae/train_state.pt"
 
 
-def place_data(images: np.ndarray, device: torch.device, max_gb: float) -> tuple[torch.Tensor, bool]:
-    """uint8 images on the device when they fit under max_gb, else pinned in CPU memory.
-    Returns (tensor, on_device)."""
-    data = torch.from_numpy(images)
-    if device.type == "cpu" or images.nbytes <= max_gb * 2**30:
-        return data.to(device), True
-    log.info(
-        "dataset (%.1f GB) exceeds train.max_device_data_gb: pinned CPU memory, copied per batch", images.nbytes / 2**30
-    )
-    return data.pin_memory(), False
+@dataclass
+class Data:
+    """The training images (uint8; on the device, or pinned on the CPU when ``on_device`` is False) and
+    the held-out validation images (None without ``train.val_fraction``)."""
+
+    images: torch.Tensor
+    on_device: bool
+    val: torch.Tensor | None
 
 
-@torch.no_grad()
-def sample_grid(model: Objective, noise: torch.Tensor) -> np.ndarray:
-    """Decode fixed N(0, I) noise (the isotropic sampler) in eval mode; returns a uint8 picture."""
-    was_training = model.training
-    model.eval()
-    images = model.decoder(noise).float().cpu().numpy()
-    model.train(was_training)
-    return image_grid(images)
+@dataclass
+class Run:
+    """One run's model, optimiser state and progress (as resumed, then after each epoch)."""
+
+    model: Objective
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    shuffle: torch.Generator  # the order of the training images, epoch after epoch
+    series: tuple[str, ...]  # the curves: the objective's statistics, lr, val_recon
+    key: str  # resume_key
+    history: dict[str, list[float]]
+    first_epoch: int = 0
+    best: dict | None = None  # train.select: best_val: {"epoch", "val", "state"} of the best epoch so far
+
+
+@dataclass
+class Plan:
+    steps: int  # optimiser steps of a whole epoch
+    total: int  # optimiser steps of the whole run
+    last_epoch: int  # the epoch in which the last step falls (partial with train.max_steps)
 
 
 def main() -> None:
@@ -76,20 +88,61 @@ def main() -> None:
     record_errors(train)(p)
 
 
-def arch_of(p: Params, manifest: dict) -> ArchConfig:
-    """The networks of ``model`` for the prepared images of ``manifest``."""
-    return ArchConfig(
-        image_shape=tuple(manifest["image_shape"]),
-        latent_dim=p.model.latent_dim,
-        encoder_channels=tuple(p.model.encoder_channels),
-        decoder_channels=tuple(p.model.decoder_channels),
-        kernel_size=p.model.kernel_size,
-    )
+def train(p: Params) -> None:
+    seed_everything(p.seed, compiled=p.train.compile)
+    with worker(p.train) as (shard, device):
+        lead = shard.rank == 0  # writes every output
+        manifest = read_manifest(PREPARED)
+        data = load_data(p, device)
+        model = build_model(p, manifest, device, shard)
+        run = start_run(p, model, manifest, data, shard)
+        loss_fn = loss_function(p, model, shard, device)
+        plan = plan_of(p, data)
+        start = time.perf_counter()
+        with curves(lead) as live, progress_bar(plan, run, lead) as bar:
+            recorder = recorder_of(p, run, plan, live, device)
+            recorder.replay(run.history, run.first_epoch)  # the curves of a resumed run start at epoch 1
+            for epoch in range(run.first_epoch, plan.last_epoch):
+                stats = train_one_epoch(p, run, data, epoch, plan, loss_fn, shard, device, bar)
+                state = {"optimizer": run.optimizer, "scheduler": run.scheduler, "shuffle": run.shuffle}
+                recorder.epoch(epoch + 1, stats, model, run.history, **state, best=run.best)
+            select_best(model, run.best)
+            if lead:  # inside the dvclive swap: the curves change only together with the checkpoint
+                seconds = time.perf_counter() - start
+                write_outputs(
+                    p, model, manifest, run.history, run.first_epoch, plan.total, seconds, run.best, data.images
+                )
+
+
+def load_data(p: Params, device: torch.device) -> Data:
+    """The training split on the training device (when it fits ``train.max_device_data_gb``) and the
+    validation images."""
+    train_images, val_images = training_and_validation(p)
+    images, on_device = place_images(train_images, device, p.train.max_device_data_gb * 2**30)
+    if not on_device:
+        log.info(
+            "dataset (%.1f GB) exceeds train.max_device_data_gb: pinned CPU memory, copied per batch",
+            train_images.nbytes / 2**30,
+        )
+    if len(images) < p.train.batch_size:
+        raise ConfigError(f"train.batch_size {p.train.batch_size} exceeds the {len(images)} training images")
+    return Data(images, on_device, val_images)
+
+
+def training_and_validation(p: Params) -> tuple[np.ndarray, torch.Tensor | None]:
+    """The prepared training split, less ``train.val_fraction`` of it held out for validation (a seeded
+    split by ``data.split_seed``, fixed when the training seed varies)."""
+    images = read_split(PREPARED, "train").images
+    if not p.train.val_fraction:
+        return images, None
+    fit, held_out = seeded_split(len(images), p.train.val_fraction, p.data.split_seed)
+    log.info("validation: %d of the %d training images held out", len(held_out), len(images))
+    return images[fit], torch.from_numpy(images[held_out])
 
 
 def build_model(p: Params, manifest: dict, device: torch.device, shard: BatchShard) -> Objective:
     """``model.objective`` with its weights, on ``device``, as ``shard``'s part of the global batch."""
-    arch = arch_of(p, manifest)
+    arch = arch_for(manifest, **p.model.model_dump(exclude={"objective"}))
     weights = p.objective_weights()
     model = build_objective(p.model.objective, arch, weights).to(device).distribute(shard)
     if p.train.channels_last:
@@ -97,6 +150,30 @@ def build_model(p: Params, manifest: dict, device: torch.device, shard: BatchSha
     n_params = sum(x.numel() for x in model.parameters()) / 1e6
     log.info("objective %s %s, networks %s: %.2fM parameters", p.model.objective, weights, arch.to_dict(), n_params)
     return model
+
+
+def start_run(p: Params, model: Objective, manifest: dict, data: Data, shard: BatchShard) -> Run:
+    """The optimiser, the learning-rate schedule and the shuffling generator, resumed from the saved
+    state when there is one for these parameters and data."""
+    t = p.train
+    series = (*model.series, "lr", *(("val_recon",) if data.val is not None else ()))
+    optimizer = adam(model.parameters(), lr=t.lr)
+    scheduler = lr_scheduler(
+        optimizer,
+        t.lr_schedule,
+        decay=t.lr_decay,
+        plateau_factor=t.lr_plateau_factor,
+        plateau_patience=t.lr_plateau_patience,
+    )
+    shuffle = torch.Generator().manual_seed(p.seed)
+    key = resume_key(p, model, manifest)
+    run = Run(model, optimizer, scheduler, shuffle, series, key, {s: [] for s in series})
+    state = saved_state(p, key, shard)
+    if state is not None:
+        restore(state, model, optimizer, scheduler, shuffle)
+        run.history, run.first_epoch, run.best = state["history"], state["epoch"], state.get("best")
+        log.info("resuming from %s after epoch %d", RESUME_STATE, run.first_epoch)
+    return run
 
 
 def resume_key(p: Params, model: Objective, manifest: dict) -> str:
@@ -127,161 +204,106 @@ def saved_state(p: Params, key: str, shard: BatchShard) -> dict | None:
     return broadcast(state, shard)
 
 
-class Recorder:
-    """What rank 0 records as training goes: dvclive curves and sample grids, the resume state. On the
-    other ranks every method does nothing."""
-
-    def __init__(
-        self, p: Params, live: Live | None, key: str, series: tuple[str, ...], noise: torch.Tensor, last_epoch: int
-    ):
-        self.t, self.live, self.key, self.series, self.noise = p.train, live, key, series, noise
-        self.last_epoch = last_epoch  # train.epochs, or the epoch in which train.max_steps ends training
-
-    def replay(self, history: dict[str, list[float]], epochs: int) -> None:
-        """The curves of the epochs a resumed run does not repeat."""
-        for epoch in range(epochs if self.live else 0):
-            for s in self.series:
-                self.live.log_metric(f"train/{s}", history[s][epoch])
-            self.live.next_step()
-
-    def epoch(self, done: int, stats: dict, model: Objective, history: dict, **state) -> None:
-        """After ``done`` epochs: the curves, a sample grid every ``sample_every``, the resume state every
-        ``checkpoint_every`` (``state``: optimizer, scheduler, shuffle)."""
-        if self.live is None:
-            return
-        t = self.t
-        for s in self.series:
-            self.live.log_metric(f"train/{s}", stats[s])
-        if t.sample_every and (done % t.sample_every == 0 or done == self.last_epoch):
-            self.live.log_image(f"samples/epoch_{done:04d}.png", sample_grid(model, self.noise))
-        self.live.next_step()
-        if t.checkpoint_every and done % t.checkpoint_every == 0 and done < self.last_epoch:
-            save_state(RESUME_STATE, fingerprint=self.key, epoch=done, model=model, history=history, **state)
+def loss_function(p: Params, model: Objective, shard: BatchShard, device: torch.device):
+    """What each step calls instead of ``model.loss`` (None: ``model.loss`` itself): its data-parallel
+    wrapper across processes, compiled with ``train.compile``."""
+    cuda_ids = [device.index] if device.type == "cuda" else None
+    loss_fn = data_parallel_loss(model, cuda_ids) if shard.distributed else None
+    if p.train.compile:
+        loss_fn = torch.compile(loss_fn or model.loss)
+    return loss_fn
 
 
-def train(p: Params) -> None:
+def plan_of(p: Params, data: Data) -> Plan:
     t = p.train
-    seed_everything(p.seed, compiled=t.compile)
-    with worker(t) as (shard, device):
-        lead = shard.rank == 0  # writes every output
-        manifest = read_manifest(PREPARED)
-        train_images, val_images = training_and_validation(p)
-        images, on_device = place_data(train_images, device, t.max_device_data_gb)
-        if len(images) < t.batch_size:
-            raise ConfigError(f"train.batch_size {t.batch_size} exceeds the {len(images)} training images")
-        model = build_model(p, manifest, device, shard)
-        series = (*model.series, "lr", *(("val_recon",) if val_images is not None else ()))
-        optimizer = adam(model.parameters(), lr=t.lr)
-        scheduler = lr_scheduler(t, optimizer)
-        shuffle = torch.Generator().manual_seed(p.seed)
-        noise = torch.randn(64, model.arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
-        key = resume_key(p, model, manifest)
-
-        history: dict[str, list[float]] = {s: [] for s in series}
-        first_epoch, best = 0, None
-        state = saved_state(p, key, shard)
-        if state is not None:
-            restore(state, model, optimizer, scheduler, shuffle)
-            history, first_epoch, best = state["history"], state["epoch"], state.get("best")
-            log.info("resuming from %s after epoch %d", RESUME_STATE, first_epoch)
-
-        cuda_ids = [device.index] if device.type == "cuda" else None
-        loss_fn = data_parallel_loss(model, cuda_ids) if shard.distributed else None
-        if t.compile:
-            loss_fn = torch.compile(loss_fn or model.loss)
-        amp = torch.bfloat16 if t.amp == "bf16" else None
-        steps = len(images) // t.batch_size
-        total = min(t.epochs * steps, t.max_steps or t.epochs * steps)  # optimiser steps of the whole run
-        last_epoch = -(-total // steps)  # the epoch in which the last step falls (partial with train.max_steps)
-        start = time.perf_counter()
-        # dvclive/ (a persistent DVC output) is replaced as a whole only when the run succeeds: a failed or
-        # killed run leaves the last good curves (Live() would otherwise reset the folder as it starts).
-        with (
-            atomic_dir(DVCLIVE) if lead else contextlib.nullcontext() as live_dir,
-            Live(str(live_dir), save_dvc_exp=False, dvcyaml=None) if lead else contextlib.nullcontext() as live,
-            tqdm(
-                total=total,
-                initial=first_epoch * steps,
-                desc="train",
-                unit="step",
-                mininterval=2,
-                disable=not lead,
-            ) as bar,
-        ):
-            recorder = Recorder(p, live, key, series, noise, last_epoch)
-            recorder.replay(history, first_epoch)  # the curves of a resumed run start at epoch 1
-            for epoch in range(first_epoch, last_epoch):
-                model.start_epoch(epoch)  # every rank: schedules of the objective's weights
-                lr = optimizer.param_groups[0]["lr"]
-                try:
-                    stats = train_epoch(
-                        model,
-                        optimizer,
-                        images,
-                        t.batch_size,
-                        generator=shuffle,
-                        progress=bar,
-                        device=None if on_device else device,
-                        amp_dtype=amp,
-                        channels_last=t.channels_last,
-                        loss_fn=loss_fn,
-                        shard=shard,
-                        max_steps=min(steps, total - epoch * steps),
-                    )
-                except FloatingPointError as exc:  # NaN weights are never written: no checkpoint, no resume state
-                    raise EAEError(
-                        f"epoch {epoch + 1}: {exc}; nothing was written (lower train.lr or the objective's weights)"
-                    ) from None
-                stats["lr"] = lr
-                if val_images is not None:  # rank 0's number on every rank: the same lr and selection everywhere
-                    stats["val_recon"] = broadcast(reconstruction_error(model, val_images) if lead else None, shard)
-                    if t.select == "best_val" and (best is None or stats["val_recon"] < best["val"]):
-                        best = {"epoch": epoch + 1, "val": stats["val_recon"], "state": snapshot(model)}
-                scheduler.step(*((stats["val_recon"],) if t.lr_schedule == "plateau" else ()))
-                for s in series:
-                    history[s].append(stats[s])
-                bar.set_postfix(epoch=epoch + 1, **{s: f"{stats[s]:.3f}" for s in series[1:] if s != "lr"})
-                recorder.epoch(
-                    epoch + 1,
-                    stats,
-                    model,
-                    history,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    shuffle=shuffle,
-                    best=best,
-                )
-            if best is not None:  # train.select: best_val
-                model.load_state_dict(best["state"])
-                log.info("selected epoch %d (validation reconstruction %.4f)", best["epoch"], best["val"])
-            if lead:  # inside the dvclive swap: the curves change only together with the checkpoint
-                write_outputs(
-                    p, model, manifest, history, first_epoch, total, time.perf_counter() - start, best, images
-                )
+    steps = len(data.images) // t.batch_size
+    total = min(t.epochs * steps, t.max_steps or t.epochs * steps)
+    return Plan(steps, total, last_epoch=-(-total // steps))
 
 
-def training_and_validation(p: Params) -> tuple[np.ndarray, np.ndarray | None]:
-    """The prepared training split, less ``train.val_fraction`` of it held out for validation (a seeded
-    split by ``data.split_seed``, fixed when the training seed varies)."""
-    images = read_split(PREPARED, "train").images
-    if not p.train.val_fraction:
-        return images, None
-    fit, held_out = seeded_split(len(images), p.train.val_fraction, p.data.split_seed)
-    log.info("validation: %d of the %d training images held out", len(held_out), len(images))
-    return images[fit], torch.from_numpy(images[held_out])
+@contextlib.contextmanager
+def curves(lead: bool):
+    """The dvclive logger of the lead process (None on the others). dvclive/ (a persistent DVC output)
+    is replaced as a whole only when the run succeeds: a failed or killed run leaves the last good
+    curves (Live() would otherwise reset the folder as it starts)."""
+    if not lead:
+        yield None
+        return
+    with atomic_dir(DVCLIVE) as live_dir, Live(str(live_dir), save_dvc_exp=False, dvcyaml=None) as live:
+        yield live
 
 
-def lr_scheduler(t: TrainParams, optimizer: torch.optim.Optimizer):
-    """ExponentialLR(lr_decay), or ReduceLROnPlateau on the validation reconstruction."""
-    if t.lr_schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=t.lr_plateau_factor, patience=t.lr_plateau_patience
+def recorder_of(p: Params, run: Run, plan: Plan, live: Live | None, device: torch.device) -> Recorder:
+    """The curves, the sample grids of fixed noise (seeded by ``seed``) and the resume states of this run."""
+    noise = torch.randn(64, run.model.arch.latent_dim, generator=torch.Generator().manual_seed(p.seed)).to(device)
+    t = p.train
+    return Recorder(
+        live,
+        run.series,
+        noise,
+        plan.last_epoch,
+        sample_every=t.sample_every,
+        checkpoint_every=t.checkpoint_every,
+        state_path=RESUME_STATE,
+        fingerprint=run.key,
+    )
+
+
+def progress_bar(plan: Plan, run: Run, lead: bool) -> tqdm:
+    return tqdm(
+        total=plan.total,
+        initial=run.first_epoch * plan.steps,
+        desc="train",
+        unit="step",
+        mininterval=2,
+        disable=not lead,
+    )
+
+
+def train_one_epoch(
+    p: Params, run: Run, data: Data, epoch: int, plan: Plan, loss_fn, shard: BatchShard, device, bar
+) -> dict[str, float]:
+    """Epoch ``epoch`` (from 0): the optimiser steps, the validation reconstruction, the best epoch
+    (``train.select``), the schedule's step; appends the epoch's statistics to the history."""
+    t, model = p.train, run.model
+    model.start_epoch(epoch)  # every rank: schedules of the objective's weights
+    lr = run.optimizer.param_groups[0]["lr"]
+    try:
+        stats = train_epoch(
+            model,
+            run.optimizer,
+            data.images,
+            t.batch_size,
+            generator=run.shuffle,
+            progress=bar,
+            device=None if data.on_device else device,
+            amp_dtype=torch.bfloat16 if t.amp == "bf16" else None,
+            channels_last=t.channels_last,
+            loss_fn=loss_fn,
+            shard=shard,
+            max_steps=min(plan.steps, plan.total - epoch * plan.steps),
         )
-    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=t.lr_decay)
+    except FloatingPointError as exc:  # NaN weights are never written: no checkpoint, no resume state
+        raise EAEError(
+            f"epoch {epoch + 1}: {exc}; nothing was written (lower train.lr or the objective's weights)"
+        ) from None
+    stats["lr"] = lr
+    if data.val is not None:  # rank 0's number on every rank: the same lr and selection everywhere
+        stats["val_recon"] = broadcast(reconstruction_error(model, data.val) if shard.rank == 0 else None, shard)
+        if t.select == "best_val" and (run.best is None or stats["val_recon"] < run.best["val"]):
+            run.best = {"epoch": epoch + 1, "val": stats["val_recon"], "state": weights_copy(model)}
+    step_scheduler(run.scheduler, stats.get("val_recon"))
+    for s in run.series:
+        run.history[s].append(stats[s])
+    bar.set_postfix(epoch=epoch + 1, **{s: f"{stats[s]:.3f}" for s in run.series[1:] if s != "lr"})
+    return stats
 
 
-def snapshot(model: Objective) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+def select_best(model: Objective, best: dict | None) -> None:
+    """``train.select: best_val``: the best epoch's weights."""
+    if best is not None:
+        model.load_state_dict(best["state"])
+        log.info("selected epoch %d (validation reconstruction %.4f)", best["epoch"], best["val"])
 
 
 def write_outputs(
