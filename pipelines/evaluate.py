@@ -16,6 +16,8 @@ values are classifier-feature distances, not Inception FIDs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -173,6 +175,18 @@ def load_real_features() -> np.ndarray:
         ) from None
 
 
+def test_reconstructions(model, batch_size: int) -> tuple[Iterator[torch.Tensor], int]:
+    """(batches of the test split's reconstructions, how many images): the split streamed shard by
+    shard (memory: one shard, whatever the split's size)."""
+    n_test = read_manifest(PREPARED)["splits"]["test"]["count"]
+    batches = (
+        x
+        for shard in split_shards(PREPARED, "test")
+        for x in reconstruction_batches(model, torch.from_numpy(shard), batch_size)
+    )
+    return batches, n_test
+
+
 def main() -> None:
     p = load_params()
     seed_everything(p.seed)
@@ -184,19 +198,11 @@ def main() -> None:
     samplers = load_samplers(DENSITY)
     scored = scored_files()  # of the files just loaded and checked
     model = model_from_checkpoint(ckpt).to(device)
-    # The test split streamed shard by shard (memory: one shard, whatever the split's size).
-    n_test = read_manifest(PREPARED)["splits"]["test"]["count"]
-    test_batches = (
-        x
-        for shard in split_shards(PREPARED, "test")
-        for x in reconstruction_batches(model, torch.from_numpy(shard), p.eval.batch_size)
-    )
-    scores.add(RECONSTRUCTION, test_batches, n_test)
+    scores.add(RECONSTRUCTION, *test_reconstructions(model, p.eval.batch_size))
     temperature = load_temperature(DENSITY)  # the generator export ships (beyond the paper; 1 = none)
     for name, density in samplers.items():
         generator = Generator(density, model.decoder, temperature).to(device)
         scores.add(name, generated_batches(generator, p.eval.n_samples, p.eval.batch_size, p.seed), p.eval.n_samples)
-
     protocol = protocol_of(p, extractor, real_features, scored)
     if temperature != 1.0:
         protocol["sampling_temperature"] = temperature

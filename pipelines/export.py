@@ -13,6 +13,7 @@ before anything is exported, and so are scores (reports/fid.json) of another che
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from eae.export.onnx import check_not_saturated, export_onnx, export_z_onnx, ima
 from eae.export.readme import render_model_card
 from eae.export.vectors import make_test_vectors
 from eae.io import atomic_files, read_json, write_json
+from eae.models.objectives.base import Objective
 from eae.sampling.density import FLOW, FlowDensity, Mixture, check_plausible, load_samplers, load_temperature
 from eae.sampling.generator import Generator
 from eae.training.checkpoint import load_checkpoint, model_from_checkpoint, require
@@ -39,7 +41,7 @@ from pipelines._stage import (
     log,
     run,
 )
-from pipelines.config import load_params
+from pipelines.config import Params, load_params
 
 U_USED = "u float32 [N] ~ U[0, 1) picks the mixture component (for the flow: of its base)"
 U_UNUSED = "u float32 [N] is accepted and not used (the {} sampler has no components)"
@@ -70,13 +72,51 @@ def check_scores(path: str = FID) -> None:
         raise EAEError(f"{path}: {problem}: run the evaluate stage first (dvc repro evaluate)")
 
 
+@dataclass
+class Description:
+    """What the ONNX files and the card say about the generator (and the decoder alone)."""
+
+    about: str  # one line: objective, sampler, temperature, dataset
+    metadata: dict  # the generator's ONNX metadata
+    decoder_meta: dict  # the decoder's
+    n_components: int
+    u_meaning: str
+    temperature: float
+
+
 def main() -> None:
     p = load_params()
+    ckpt, model, samplers = load_inputs()
+    density, temperature = chosen_density(p, ckpt, model, samplers)
+    generator = build_generator(p, density, model, temperature)
+    desc = describe(p, ckpt, model, density, temperature, generator.noise_dim)
+    card = write_exports(p, ckpt, model, generator, desc)
+    log.info(
+        "wrote %s (sha256 %s, %.1f kB), %s, %s, %s, %s and the model card %s",
+        GENERATOR_ONNX,
+        card["sha256"][:12],
+        card["bytes"] / 1024,
+        DECODER_ONNX,
+        GENERATOR_Z_ONNX,
+        TEST_VECTORS,
+        card_path(GENERATOR_ONNX),
+        MODEL_README,
+    )
+
+
+def load_inputs() -> tuple[dict, Objective, dict]:
+    """The checkpoint (with what the card needs of it), its model, the fitted samplers; the scores of
+    both must be in reports/fid.json."""
     ckpt = load_checkpoint(CHECKPOINT)
     require(ckpt, "dataset", "data_hash", "params.seed", "params.model", "params.train", "metrics")
     model = model_from_checkpoint(ckpt)
     samplers = load_samplers(DENSITY)
     check_scores()
+    return ckpt, model, samplers
+
+
+def chosen_density(p: Params, ckpt: dict, model: Objective, samplers: dict) -> tuple[object, float]:
+    """``export.sampler``'s density, checked against the model (and its temperature)."""
     if p.export.sampler not in samplers:
         raise EAEError(
             f"export.sampler {p.export.sampler!r}: {DENSITY} has no such sampler (has {', '.join(samplers)})"
@@ -90,6 +130,11 @@ def main() -> None:
             f"latent_dim {d}: the density was fitted to another model (rerun fit_density)"
         )
     check_density(p.export.sampler, density, ckpt, samplers)
+    return density, temperature
+
+
+def build_generator(p: Params, density, model: Objective, temperature: float) -> Generator:
+    """Sampler + decoder in one module, refused when they do not fit or saturate."""
     try:
         generator = Generator(density, model.decoder, temperature)
     except (KeyError, RuntimeError, ValueError) as exc:
@@ -98,7 +143,11 @@ def main() -> None:
             f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         ) from None
     check_not_saturated(generator, f"{DENSITY} ({p.export.sampler}) with {CHECKPOINT}")
-    k = generator.noise_dim
+    return generator
+
+
+def describe(p: Params, ckpt: dict, model: Objective, density, temperature: float, k: int) -> Description:
+    """The ONNX metadata of the generator (noise size ``k``) and of the decoder alone."""
     n_components = (
         len(density.weights)
         if isinstance(density, Mixture)
@@ -109,7 +158,7 @@ def main() -> None:
     u_meaning = U_USED if n_components else U_UNUSED.format(p.export.sampler)
     objective = ckpt["objective"]
     metadata = {
-        "latent_dim": d,
+        "latent_dim": model.arch.latent_dim,
         "noise_dim": k,
         "image_shape": json.dumps(list(model.arch.image_shape)),
         "sampler": p.export.sampler,
@@ -137,53 +186,67 @@ def main() -> None:
         if key not in ("sampler", "n_components", "temperature", "flow", "inputs", "noise_dim")
     }
     decoder_meta["inputs"] = "latent float32 [N, latent_dim]"
-    # Every output joins this set; it replaces the previous export only when all of it is written.
+    return Description(about, metadata, decoder_meta, n_components, u_meaning, temperature)
+
+
+def write_exports(p: Params, ckpt: dict, model: Objective, generator: Generator, desc: Description) -> dict:
+    """Every output, as one set: it replaces the previous export only when all of it is written.
+    Returns the card."""
     outputs = [GENERATOR_ONNX, DECODER_ONNX, GENERATOR_Z_ONNX, card_path(GENERATOR_ONNX), MODEL_README, TEST_VECTORS]
     with atomic_files(outputs) as (generator_onnx, decoder_onnx, z_onnx, card_file, readme, vectors):
-        diff = export_onnx(
-            generator,
-            (torch.randn(2, k), torch.rand(2)),
-            ["noise", "u"],
-            generator_onnx,
-            metadata,
-            opset=p.export.opset,
-            atol=p.export.tolerance,
-            doc_string=f"{about}: {metadata['inputs']} -> {metadata['outputs']}",
-        )
-        log.info("exported %s (sampler %s), max |onnxruntime - torch| = %.2e", GENERATOR_ONNX, p.export.sampler, diff)
-        diff = export_onnx(
-            model.decoder.baked(),
-            (torch.randn(2, d),),
-            ["latent"],
-            decoder_onnx,
-            decoder_meta,
-            opset=p.export.opset,
-            atol=p.export.tolerance,
-            doc_string=f"decoder of the {about}: latent float32 [N, {d}] -> images",
-        )
-        log.info("exported %s, max |onnxruntime - torch| = %.2e", DECODER_ONNX, diff)
-        diff = export_z_onnx(generator, z_onnx, metadata, opset=p.export.opset, about=about)
-        log.info(
-            "exported %s (torch-fidelity's contract, z size %d), max |onnxruntime - torch| = %.0f level",
-            GENERATOR_Z_ONNX,
-            k + 1,
-            diff,
-        )
+        export_graphs(p, model, generator, desc, generator_onnx, decoder_onnx, z_onnx)
         write_json(vectors, make_test_vectors(generator_onnx, p.export.test_vectors, p.seed))
         card = write_card(
-            p, ckpt, model, generator_onnx, decoder_onnx, z_onnx, card_file, k, n_components, u_meaning, temperature
+            p,
+            ckpt,
+            model,
+            generator_onnx,
+            decoder_onnx,
+            z_onnx,
+            card_file,
+            generator.noise_dim,
+            desc.n_components,
+            desc.u_meaning,
+            desc.temperature,
         )
         readme.write_text(render_model_card(card))
+    return card
+
+
+def export_graphs(
+    p: Params, model: Objective, generator: Generator, desc: Description, generator_onnx, decoder_onnx, z_onnx
+) -> None:
+    """The generator, the decoder alone and the generator in torch-fidelity's contract, as ONNX graphs
+    checked against torch."""
+    k, d, metadata = generator.noise_dim, model.arch.latent_dim, desc.metadata
+    diff = export_onnx(
+        generator,
+        (torch.randn(2, k), torch.rand(2)),
+        ["noise", "u"],
+        generator_onnx,
+        metadata,
+        opset=p.export.opset,
+        atol=p.export.tolerance,
+        doc_string=f"{desc.about}: {metadata['inputs']} -> {metadata['outputs']}",
+    )
+    log.info("exported %s (sampler %s), max |onnxruntime - torch| = %.2e", GENERATOR_ONNX, p.export.sampler, diff)
+    diff = export_onnx(
+        model.decoder.baked(),
+        (torch.randn(2, d),),
+        ["latent"],
+        decoder_onnx,
+        desc.decoder_meta,
+        opset=p.export.opset,
+        atol=p.export.tolerance,
+        doc_string=f"decoder of the {desc.about}: latent float32 [N, {d}] -> images",
+    )
+    log.info("exported %s, max |onnxruntime - torch| = %.2e", DECODER_ONNX, diff)
+    diff = export_z_onnx(generator, z_onnx, metadata, opset=p.export.opset, about=desc.about)
     log.info(
-        "wrote %s (sha256 %s, %.1f kB), %s, %s, %s, %s and the model card %s",
-        GENERATOR_ONNX,
-        card["sha256"][:12],
-        card["bytes"] / 1024,
-        DECODER_ONNX,
+        "exported %s (torch-fidelity's contract, z size %d), max |onnxruntime - torch| = %.0f level",
         GENERATOR_Z_ONNX,
-        TEST_VECTORS,
-        card_path(GENERATOR_ONNX),
-        MODEL_README,
+        k + 1,
+        diff,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -137,6 +138,23 @@ def main() -> None:
     seed_everything(p.seed)
     device = resolve_device(p.train.device)
     model = model_from_checkpoint(load_checkpoint(CHECKPOINT)).to(device)
+    latents = training_codes(model)
+    densities, flow, seconds = fit_priors(p, latents, device)
+    extra = second_stage(p, model) if model.name == "two_stage_vae" else None
+    save_densities(DENSITY, densities, extra, flow=flow, temperature=p.density.temperature)
+    log.info(
+        "wrote %s (%s%s%s; sampling temperature %g); fit in %s",
+        DENSITY,
+        ", ".join(f"{k}: {len(v.weights)} component(s)" for k, v in densities.items()),
+        ", flow" if flow else "",
+        ", second stage" if extra else "",
+        p.density.temperature,
+        ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()),
+    )
+
+
+def training_codes(model) -> np.ndarray:
+    """The codes of the training split (float64, [N, latent_dim])."""
     latents = torch.cat(over_train_split(encode, model, "encode")).cpu().double().numpy()
     log.info(
         "encoded %d training images: latent mean |%.3f|, mean variance %.3f",
@@ -144,6 +162,11 @@ def main() -> None:
         abs(latents.mean(0)).mean(),
         latents.var(0).mean(),
     )
+    return latents
+
+
+def fit_priors(p: Params, latents: np.ndarray, device: torch.device) -> tuple[dict, FlowDensity | None, dict]:
+    """(the isotropic, MVG and GMM densities, the flow prior or None, seconds each fit took)."""
     d = p.density
     seconds = {}
     t0 = time.perf_counter()
@@ -164,17 +187,7 @@ def main() -> None:
         t0 = time.perf_counter()
         flow = flow_prior(p, latents, device, len(densities["gmm"].weights))
         seconds["flow"] = time.perf_counter() - t0
-    extra = second_stage(p, model) if model.name == "two_stage_vae" else None
-    save_densities(DENSITY, densities, extra, flow=flow, temperature=d.temperature)
-    log.info(
-        "wrote %s (%s%s%s; sampling temperature %g); fit in %s",
-        DENSITY,
-        ", ".join(f"{k}: {len(v.weights)} component(s)" for k, v in densities.items()),
-        ", flow" if flow else "",
-        ", second stage" if extra else "",
-        d.temperature,
-        ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()),
-    )
+    return densities, flow, seconds
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from eae.data.prepared import read_manifest, read_split
 from eae.errors import EAEError
@@ -31,6 +30,7 @@ from eae.reporting.report import interpolation_images, render_report, report_con
 from eae.sampling.density import load_samplers, load_temperature
 from eae.sampling.generator import Generator, generated_batches
 from eae.training.checkpoint import load_checkpoint, model_from_checkpoint
+from pipelines import dvcfile
 from pipelines._stage import (
     BENCH,
     CHECKPOINT,
@@ -42,7 +42,6 @@ from pipelines._stage import (
     STAGE_SECONDS,
     TABLE1,
     dvc_out_md5,
-    dvc_stages,
     log,
     recorded_durations,
     resolve_device,
@@ -91,8 +90,8 @@ def git_state(max_changes: int = 8) -> dict:
 def pipeline_stages(repo: str | Path = ".") -> list[str]:
     """Stage names of dvc.yaml, in order (empty when it cannot be read: the report still renders)."""
     try:
-        return dvc_stages(repo)
-    except (OSError, yaml.YAMLError, AttributeError):
+        return list(dvcfile.stages(repo))
+    except dvcfile.READ_ERRORS:
         return []
 
 
@@ -174,9 +173,41 @@ def main() -> None:
     model = model_from_checkpoint(ckpt).to(device)
     manifest = read_manifest(PREPARED)
     test = torch.from_numpy(read_split(PREPARED, "test").images)
-    metrics = {k: v for k, v in ckpt["metrics"].items() if k != "history"}
-    train_params = ckpt["params"].get("train", {})
+    densities, samples = sampler_samples(model, n, p.seed, device)
+    experiments, exp_error = experiment_records()
+    run_info = run_facts(ckpt, manifest)
+    fid, fid_problem = this_runs_scores()
+    context = report_context(
+        run=run_info,
+        fid=fid,
+        fid_problem=fid_problem,
+        evaluate_command="dvc repro evaluate",
+        samples=samples,
+        originals=test[:n].numpy(),
+        reconstructions=reconstruct(model, test[:n].to(device)).cpu().numpy(),
+        interpolation=interpolation_inputs(model, test, p.seed),
+        latents=encode(model, test[:MAX_LATENTS].to(device)).cpu().numpy(),
+        gmm_weights=densities["gmm"].weights if "gmm" in densities else None,
+        history=ckpt["metrics"].get("history"),
+        train_metrics={k: v for k, v in ckpt["metrics"].items() if k != "history"},
+        generator=onnx_generator_inputs(n, p.seed, samples),
+        experiments=experiments,
+        experiments_error=exp_error,
+        entropy_batch_size=ckpt["params"].get("train", {}).get("batch_size", 100),
+        entropy_k=ckpt["objective"]["weights"].get("entropy_k", 1),
+        objective=ckpt["objective"],
+        table1=read_json(TABLE1) if Path(TABLE1).exists() else None,
+        bench=read_json(BENCH) if Path(BENCH).exists() else None,
+        seed=p.seed,
+    )
+    html = render_report(context)
+    write_bytes(REPORT, html.encode())
+    log.info("wrote %s (%.0f kB) in %.1f s", REPORT, len(html) / 1024, time.perf_counter() - t0)
 
+
+def sampler_samples(model, n: int, seed: int, device) -> tuple[dict, dict[str, np.ndarray]]:
+    """The fitted densities (none when they cannot be read: the page says so) and ``n`` seeded samples of
+    each sampler."""
     try:
         densities = load_samplers(DENSITY)
     except EAEError as exc:
@@ -184,14 +215,18 @@ def main() -> None:
         densities = {}
     temperature = load_temperature(DENSITY) if densities else 1.0
     samples = {
-        name: next(iter(generated_batches(Generator(density, model.decoder, temperature).to(device), n, n, p.seed)))
+        name: next(iter(generated_batches(Generator(density, model.decoder, temperature).to(device), n, n, seed)))
         .cpu()
         .numpy()
         for name, density in densities.items()
     }
-    experiments, exp_error = experiment_records()
+    return densities, samples
+
+
+def run_facts(ckpt: dict, manifest: dict) -> dict:
+    """What the page says about the run: dataset, parameters, git and data provenance, stage durations."""
     recorded = recorded_durations()
-    run_info = {
+    return {
         "dataset": ckpt.get("dataset", manifest.get("source")),
         "params": ckpt["params"],
         "git": git_state(),
@@ -214,6 +249,10 @@ def main() -> None:
         ],
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def this_runs_scores() -> tuple[dict | None, str | None]:
+    """(fid.json, None), or (fid.json, why it is not this run's: its scores are left out), or (None, None)."""
     fid = read_json(FID) if Path(FID).exists() else None
     fid_problem = None
     if fid is not None:
@@ -221,31 +260,7 @@ def main() -> None:
         fid_problem = parse_results(fid).provenance_problem(sha256_file(CHECKPOINT), density_sha256)
         if fid_problem:  # a retrain without evaluate: never show another model's scores as this one's
             log.warning("%s is not this run's: %s; its scores are left out of the report", FID, fid_problem)
-    context = report_context(
-        run=run_info,
-        fid=fid,
-        fid_problem=fid_problem,
-        samples=samples,
-        originals=test[:n].numpy(),
-        reconstructions=reconstruct(model, test[:n].to(device)).cpu().numpy(),
-        interpolation=interpolation_inputs(model, test, p.seed),
-        latents=encode(model, test[:MAX_LATENTS].to(device)).cpu().numpy(),
-        gmm_weights=densities["gmm"].weights if "gmm" in densities else None,
-        history=ckpt["metrics"].get("history"),
-        train_metrics=metrics,
-        generator=onnx_generator_inputs(n, p.seed, samples),
-        experiments=experiments,
-        experiments_error=exp_error,
-        entropy_batch_size=train_params.get("batch_size", 100),
-        entropy_k=ckpt["objective"]["weights"].get("entropy_k", 1),
-        objective=ckpt["objective"],
-        table1=read_json(TABLE1) if Path(TABLE1).exists() else None,
-        bench=read_json(BENCH) if Path(BENCH).exists() else None,
-        seed=p.seed,
-    )
-    html = render_report(context)
-    write_bytes(REPORT, html.encode())
-    log.info("wrote %s (%.0f kB) in %.1f s", REPORT, len(html) / 1024, time.perf_counter() - t0)
+    return fid, fid_problem
 
 
 if __name__ == "__main__":

@@ -235,6 +235,27 @@ def refresh_report() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging_setup()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the queue like Ctrl-C does
+    try:
+        build_table(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except EAEError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "interrupted: the queue was stopped; finished cells are kept (run the same command again to resume)",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m pipelines.orchestration.table1", description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3, help="training seeds per objective (0 .. N-1)")
     ap.add_argument("--objectives", default="all", help="comma-separated objectives (default: all)")
@@ -255,86 +276,83 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--output", default=TABLE1, help="where the table goes (the report reads reports/table1.json)")
     ap.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    logging_setup()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the queue like Ctrl-C does
+    return ap.parse_args(argv)
+
+
+def chosen_objectives(args: argparse.Namespace) -> list[str]:
+    """The objectives of ``--objectives``, after checking ``--seeds``, ``--jobs`` and ``--set``."""
+    objectives = list(OBJECTIVES) if args.objectives == "all" else [o.strip() for o in args.objectives.split(",")]
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown:
+        raise ConfigError(f"--objectives: unknown {', '.join(unknown)}; known: {', '.join(OBJECTIVES)}")
+    if args.seeds < 1 or args.jobs < 1:
+        raise ConfigError("--seeds and --jobs must be at least 1")
+    for item in args.set:
+        key, sep, _ = item.partition("=")
+        if not sep or key in ("model.objective", "seed"):
+            raise ConfigError(f"--set {item!r}: expected key=value for a key other than model.objective and seed")
+    return objectives
+
+
+def build_table(args: argparse.Namespace) -> None:
+    """Run the cells that are not finished yet, collect every cell, write the table (and the report)."""
     start = time.perf_counter()
-    try:
-        p = load_params()
-        objectives = list(OBJECTIVES) if args.objectives == "all" else [o.strip() for o in args.objectives.split(",")]
-        unknown = [o for o in objectives if o not in OBJECTIVES]
-        if unknown:
-            raise ConfigError(f"--objectives: unknown {', '.join(unknown)}; known: {', '.join(OBJECTIVES)}")
-        if args.seeds < 1 or args.jobs < 1:
-            raise ConfigError("--seeds and --jobs must be at least 1")
-        for item in args.set:
-            key, sep, _ = item.partition("=")
-            if not sep or key in ("model.objective", "seed"):
-                raise ConfigError(f"--set {item!r}: expected key=value for a key other than model.objective and seed")
-        baseline = head_rev()
-        cells = [(o, s) for o in objectives for s in range(args.seeds)]
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.prefix):
-            raise ConfigError(f"--prefix {args.prefix!r}: letters, digits, '_', '.', '-' only")
-        keep = set() if args.force else finished_cells(cells, args.set, baseline, args.prefix)
-        if keep:
-            log.info(
-                "resuming: %d of %d cells already finished on this commit (--force reruns them)", len(keep), len(cells)
-            )
-        failed = run_cells(cells, args.set, args.jobs, args.poll, args.prefix, keep)
-        runs = collect(cells, baseline, args.prefix)
-        table = aggregate(runs, objectives, p.data.source)
-        protocol = read_results(FID).protocol if Path(FID).exists() else {}
-        table.update(
-            {
-                "dataset": p.data.source,
-                "seeds": list(range(args.seeds)),
-                "overrides": args.set,
-                "feature_extractor": p.eval.feature_extractor,
-                "metric": protocol.get("metric_name")
-                if protocol.get("feature_extractor") == p.eval.feature_extractor
-                else None,
-                "baseline": baseline,
-                "prefix": args.prefix,
-                "experiments": [r["name"] for r in runs],
-                "failed": failed,
-                "eae_wins": {
-                    f"{m}.{c}": wins(table, "eae", c, m)["wins"] for m in METRICS for c in ("isotropic", "gmm")
-                }
-                if "eae" in objectives
-                else None,
-                "wall_seconds": round(time.perf_counter() - start, 1),
-                "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            }
-        )
-        write_json(args.output, table)
+    p = load_params()
+    objectives = chosen_objectives(args)
+    baseline = head_rev()
+    cells = [(o, s) for o in objectives for s in range(args.seeds)]
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.prefix):
+        raise ConfigError(f"--prefix {args.prefix!r}: letters, digits, '_', '.', '-' only")
+    keep = set() if args.force else finished_cells(cells, args.set, baseline, args.prefix)
+    if keep:
         log.info(
-            "wrote %s: %d objectives x %d seeds in %.0f s%s",
-            args.output,
-            len(objectives),
-            args.seeds,
-            time.perf_counter() - start,
-            f"; failed: {', '.join(failed)}" if failed else "",
+            "resuming: %d of %d cells already finished on this commit (--force reruns them)", len(keep), len(cells)
         )
-        if not args.no_report and Path(args.output) == Path(TABLE1):
-            refresh_report()
-        if failed:
-            raise EAEError(
-                f"{len(failed)} cell(s) failed ({', '.join(failed)}): see `dvc queue logs NAME`; "
-                f"{args.output} holds the others"
-            )
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except EAEError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(
-            "interrupted: the queue was stopped; finished cells are kept (run the same command again to resume)",
-            file=sys.stderr,
+    failed = run_cells(cells, args.set, args.jobs, args.poll, args.prefix, keep)
+    runs = collect(cells, baseline, args.prefix)
+    table = aggregate(runs, objectives, p.data.source)
+    table.update(table_facts(args, p, objectives, baseline, runs, failed, table, start))
+    write_json(args.output, table)
+    log.info(
+        "wrote %s: %d objectives x %d seeds in %.0f s%s",
+        args.output,
+        len(objectives),
+        args.seeds,
+        time.perf_counter() - start,
+        f"; failed: {', '.join(failed)}" if failed else "",
+    )
+    if not args.no_report and Path(args.output) == Path(TABLE1):
+        refresh_report()
+    if failed:
+        raise EAEError(
+            f"{len(failed)} cell(s) failed ({', '.join(failed)}): see `dvc queue logs NAME`; "
+            f"{args.output} holds the others"
         )
-        return 130
-    return 0
+
+
+def table_facts(
+    args: argparse.Namespace, p, objectives: list[str], baseline, runs: list, failed: list, table: dict, start: float
+) -> dict:
+    """What the table records beside the scores: settings, provenance, the EAE's wins, timing."""
+    protocol = read_results(FID).protocol if Path(FID).exists() else {}
+    return {
+        "dataset": p.data.source,
+        "seeds": list(range(args.seeds)),
+        "overrides": args.set,
+        "feature_extractor": p.eval.feature_extractor,
+        "metric": protocol.get("metric_name")
+        if protocol.get("feature_extractor") == p.eval.feature_extractor
+        else None,
+        "baseline": baseline,
+        "prefix": args.prefix,
+        "experiments": [r["name"] for r in runs],
+        "failed": failed,
+        "eae_wins": {f"{m}.{c}": wins(table, "eae", c, m)["wins"] for m in METRICS for c in ("isotropic", "gmm")}
+        if "eae" in objectives
+        else None,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def logging_setup() -> None:
