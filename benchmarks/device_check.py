@@ -16,7 +16,7 @@ then the speed figures that matter at the paper's scale, in one JSON.
 
 Every timing goes into the JSON with the projected time of the paper's 70 CelebA epochs (162,770
 training images) from each training measurement. ``--size auto`` is ``gpu`` (20,000 images, 3 epochs,
-the paper's network; under 8 minutes on one H100) when torch sees CUDA, else ``cpu``: the same steps at a
+the paper's network; sized to finish in minutes on one GPU) when torch sees CUDA, else ``cpu``: the same steps at a
 tiny size on the CPU (300 images, 1 epoch, networks with 1/16 of the channels, Inception's 64-d
 block, the digits network for the step variants and no torch.compile), which checks that everything
 runs, not how fast.

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from _results import machine  # noqa: E402  (benchmarks/ is this script's folder)
 
 OUTPUT = ROOT / "reports" / "bench.json"
-# name: arguments (sized so the whole run takes ~14 minutes on 2 cores; rounding alone ~4)
+# name: arguments (sized so that `make bench` finishes in minutes on a 2-core CPU; timings: docs/performance.md)
 BENCHMARKS = {
     "vs_pythae": ["--rounds", "5"],
     "onnx_generator": ["--seconds", "3"],

@@ -25,7 +25,7 @@ this script stays small: it never imports torch). Worker processes (prepare's de
 
 Profiles (every value can be overridden): ``gpu`` is the paper's setting (the CelebA network, batch
 100, Inception pool3, eval.n_samples 10,000 and 50,000, 50 training steps); ``cpu`` shrinks what a
-2-core CPU cannot do in minutes, so that 2k and 20k finish in under 20 minutes: networks with an eighth
+2-core CPU cannot do in minutes, so that 2k and 20k finish in one sitting: networks with an eighth
 of the channels, Inception's 64-d block (the same 299x299 input), 100 and 500 samples, 10 steps.
 ``auto``: gpu when torch sees CUDA. The load average is recorded with every
 stage: on a shared machine the times are upper bounds.
