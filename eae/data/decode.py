@@ -50,7 +50,7 @@ BAD_IMAGE_POLICIES = ("skip", "fail")
 MAX_LOGGED_BAD = 20  # warnings logged one by one; the manifest lists all of them
 # Larger images are unreadable (skipped or failed by data.on_bad_image) before they are decoded:
 # Pillow's own decompression-bomb threshold (89.5 million pixels, 256 MiB as RGB), which Pillow
-# only warns about up to twice that; a 13000x13000 file would otherwise take 0.5-1.4 GB per
+# only warns about up to twice that; a 13000x13000 file would otherwise take gigabytes per
 # decoding worker. Photos from 50-megapixel cameras still pass.
 MAX_IMAGE_PIXELS = 89_478_485
 

@@ -30,10 +30,9 @@ from eae.errors import EAEError
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_FILENAME
 DEFAULT_DIMS = 2048
-# Images per forward pass. At 299x299 the network holds ~14 MB of activations per image (measured on
-# the CPU: 1.4 GB for 100 images, 2.9 GB for 200, the same for every block), so the pipeline's
-# eval.batch_size of 1000 would take ~14 GB in one pass; on the CPU larger passes are no faster
-# (16.5 images/s at 50, 17.6 at 100, 19.3 at 200 on 2 cores), so a larger batch is cut into passes of this size.
+# Images per forward pass. At 299x299 the network's activations grow linearly with the images of a pass,
+# so one pass of the pipeline's eval.batch_size would need many GB, while larger passes are hardly faster
+# on a CPU: a larger batch is cut into passes of this size (figures: docs/performance.md).
 MAX_BATCH = 100
 
 _build_lock = threading.Lock()
@@ -107,8 +106,8 @@ class InceptionExtractor:
 
     Same computation as pytorch-fid's ``get_activations`` for one batch: the model's
     output block, global-average-pooled when it is not already 1x1. A batch larger than
-    ``max_batch`` goes through the network in passes of at most that many images (peak memory
-    ~14 MB per image of a pass; eval mode, so every image's features are its own).
+    ``max_batch`` goes through the network in passes of at most that many images (peak memory grows
+    with the images of a pass; eval mode, so every image's features are its own).
     """
 
     def __init__(self, model: torch.nn.Module, dims: int, device: torch.device | str, max_batch: int = MAX_BATCH):

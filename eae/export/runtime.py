@@ -99,8 +99,8 @@ class ShardedRun:
     onnxruntime's ``run`` is thread-safe and releases the GIL); batches too small to split run in
     one call of ``whole`` (intra-op threads).
 
-    On CPU this beats one call with ``workers`` intra-op threads for the EAE decoder (measured with
-    benchmarks/onnx_generator.py on 2 cores: +23 % images/s at batch 64, +28 % at 1000). The shards
+    On CPU this beats one call with ``workers`` intra-op threads for the EAE decoder
+    (benchmarks/onnx_generator.py measures it; figures: docs/performance.md). The shards
     are concatenated in order; the images equal those of one single-threaded run of the whole batch
     (tested)."""
 

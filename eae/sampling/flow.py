@@ -8,9 +8,9 @@ and sampling is feed-forward: x = f^-1(y), y ~ p_base (Dinh, Sohl-Dickstein & Be
 estimation using Real NVP"). The base is N(0, I), log p_base(y) = -1/2 |y|^2 - (d/2) log(2 pi), or a
 Gaussian mixture (weights, means, covariances; torch.distributions' MixtureSameFamily), as in FlowGMM
 (Izmailov et al. 2020): clustered codes (ten digit classes) are what a mixture fits and a small flow
-fitted to a thousand codes does not (measured on the digits EAE: N(0, I) base -11.2 nats per held-out
-code, barely better than one Gaussian's -11.3; a 10-component GMM -10.9). f is a fixed standardisation
-followed by affine coupling layers; each keeps the dimensions where its binary ``mask`` is 1 and
+fitted to a thousand codes does not (on the digits EAE an N(0, I) base is barely better in held-out
+log-likelihood than one Gaussian, a GMM better than both; figures: docs/results.md). f is a fixed
+standardisation followed by affine coupling layers; each keeps the dimensions where its binary ``mask`` is 1 and
 transforms the others given them:
 
     standardise:  x' = (x - loc) / scale                         log-det = -sum log scale
@@ -196,8 +196,8 @@ class FlowFit:
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     """torch's CPU ops on one intra-op thread within the block, the previous count restored after it.
-    The flow's matrices are too small to split: on 2 busy cores a training step took 92 ms with 2
-    threads and 3.4 ms with one (d = 8, batch 128, 6 layers)."""
+    The flow's matrices are too small to split: on busy cores a training step with several threads is
+    many times slower than with one (figures: docs/performance.md)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

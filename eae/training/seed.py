@@ -17,7 +17,7 @@ def seed_everything(seed: int, deterministic: bool = True, compiled: bool = Fals
 
     ``compiled``: the caller will ``torch.compile``. ``torch.use_deterministic_algorithms`` sets the
     flag of eager kernels and, for compiled code, ``torch._inductor.config.deterministic``; importing
-    that config pulls in dynamo and inductor (about 2 s of every stage's start on a CPU). Without
+    that config pulls in dynamo and inductor (seconds of every stage's start on a CPU). Without
     ``compiled`` (and with inductor not yet imported) only the eager flag is set, through the call
     that ``use_deterministic_algorithms`` itself makes (``tests/eae/test_seed.py`` checks that both
     paths leave torch in the same mode).
