@@ -1,6 +1,7 @@
 # make repro : build .venv from requirements.lock, then run the DVC pipeline (validated, guarded)
 # make test  : build .venv from requirements.lock, then run the test suite
 # make lint  : ruff check + ruff format --check
+# make docs  : serve the docs site (mkdocs-material) on http://127.0.0.1:8000; make docs-build: build it strictly
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: install repro test lint lock clean prefect-server chromium js table1 bench
+.PHONY: install repro test lint lock clean prefect-server chromium js table1 bench docs docs-build
 
 install: $(STAMP)
 
@@ -74,3 +75,11 @@ table1: install
 bench: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-bench.txt
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+
+# The docs site (mkdocs.yml, docs/): tables generated from reports/*.json by docs/hooks.py, the API pages from the
+# docstrings (mkdocstrings). docs serves it with live reload; docs-build (in .ci/run) fails on any warning.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+docs-build: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
