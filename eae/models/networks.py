@@ -27,6 +27,9 @@ class ArchConfig:
         of each stride-2 deconv (paper: 1024-512-256 for CIFAR/MNIST, 1024-512-256-128 for CelebA).
     spectral_norm: spectrally normalise the decoder's linear and conv layers (set by the
         objective: RAE-SN always, the EAE on CelebA in the paper).
+    code_batchnorm: the EAE's ``BatchNorm1d(affine=False)`` on the code (``eae.models.objectives.eae``);
+        False only for the ablation "the entropy term without the BatchNorm" (the paper's §1). Other
+        objectives have no code BatchNorm and need it True. Checkpoints without it load as True.
     """
 
     image_shape: tuple[int, int, int]
@@ -35,6 +38,7 @@ class ArchConfig:
     decoder_channels: tuple[int, ...] = (1024, 512, 256)
     kernel_size: int = 4
     spectral_norm: bool = False
+    code_batchnorm: bool = True
 
     def __post_init__(self) -> None:
         c, h, w = self.image_shape

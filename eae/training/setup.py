@@ -18,6 +18,7 @@ def arch_for(
     encoder_channels: Sequence[int],
     decoder_channels: Sequence[int],
     kernel_size: int,
+    code_batchnorm: bool = True,
 ) -> ArchConfig:
     """The networks for the prepared images of ``manifest`` (``eae.data.prepared.read_manifest``)."""
     return ArchConfig(
@@ -26,6 +27,7 @@ def arch_for(
         encoder_channels=tuple(encoder_channels),
         decoder_channels=tuple(decoder_channels),
         kernel_size=kernel_size,
+        code_batchnorm=code_batchnorm,
     )
 
 

@@ -71,6 +71,9 @@ class ModelParams(StrictModel):
     encoder_channels: Channels = Field(default_factory=lambda: [32, 64, 128], min_length=1)
     decoder_channels: Channels = Field(default_factory=lambda: [128, 64, 32], min_length=1)
     kernel_size: int = Field(4, ge=2)
+    code_batchnorm: bool = Field(
+        True, description="the EAE's BatchNorm1d on the code; false: the ablation without it (objective eae only)"
+    )
 
 
 class TrainParams(StrictModel):
@@ -253,6 +256,10 @@ class Params(BaseSettings):
             raise ValueError(
                 f"model.kernel_size ({self.model.kernel_size}) must not exceed data.image_size "
                 f"({self.data.image_size}): a kernel wider than the image only covers zero padding"
+            )
+        if not self.model.code_batchnorm and self.model.objective != "eae":
+            raise ValueError(
+                f"model.code_batchnorm false is the EAE's ablation: objective {self.model.objective} has no code BatchNorm"
             )
         if self.model.objective == "eae" and self.objectives.eae.entropy_k >= self.train.batch_size:
             raise ValueError(

@@ -76,7 +76,8 @@ class Objective(nn.Module):
         if spectral_norm is not None:
             arch = replace(arch, spectral_norm=spectral_norm)
         self.arch = arch
-        self.encoder = Encoder(arch, self.encoder_outputs(arch), bias=not self.code_is_batch_normalised)
+        batch_normalised = self.code_is_batch_normalised and arch.code_batchnorm
+        self.encoder = Encoder(arch, self.encoder_outputs(arch), bias=not batch_normalised)
         self.decoder = Decoder(arch)
 
     def encoder_outputs(self, arch: ArchConfig) -> int | None:

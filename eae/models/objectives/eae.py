@@ -65,8 +65,9 @@ class EAE(Objective):
         self.ramp_epochs = w.entropy_ramp_epochs
         self.entropy_weight = self.final_weight if not self.ramp_epochs else self.start_weight
         self.queue: torch.Tensor | None = None  # detached codes of this epoch's earlier minibatches, newest first
-        # The EAE's defining layer: batch statistics fix mean 0 / variance 1 per code dimension.
-        self.code_norm = nn.BatchNorm1d(arch.latent_dim, affine=False)
+        # The EAE's defining layer: batch statistics fix mean 0 / variance 1 per code dimension (without it,
+        # arch.code_batchnorm false, the ablation of the paper's §1: the entropy term alone on a biased linear code).
+        self.code_norm = nn.BatchNorm1d(arch.latent_dim, affine=False) if arch.code_batchnorm else nn.Identity()
 
     def decoder_spectral_norm(self) -> bool:
         return self.weights.spectral_norm
