@@ -10,6 +10,8 @@ SEEDS=${SEEDS:-3}
 HARDENED="density.gmm_kind=bayesian density.gmm_n_init=5 density.gmm_max_iter=2000"
 # EXTRA="key=value ..." adds overrides to every setting, TAG names them: EXTRA="$HARDENED" is EXTRA=hardened
 [ "${EXTRA:-}" != hardened ] || EXTRA=$HARDENED
+# train.epochs of params.yaml (compose configs/<name>.yaml into it first for another dataset): batch200_steps doubles it
+EPOCHS=${EPOCHS:-$(python -c "from pipelines.config import load_params; print(load_params().train.epochs)")}
 declare -A SETTINGS=(
   [paper]=""
   [k3]="objectives.eae.entropy_k=3"
@@ -35,6 +37,12 @@ declare -A SETTINGS=(
   [flow]="$HARDENED density.flow.enabled=true"
   [tau09]="density.temperature=0.9"
   [tau11]="density.temperature=1.1"
+  # The ablations of the paper's claims (eae/evaluation/claims.py, ABLATIONS; reports/claims.json is rewritten
+  # after each setting): k3 above (claim 7) and
+  [beta0]="entropy_weight=0"                                 # claims 4 and 5: the code BatchNorm alone
+  [beta0_d32]="entropy_weight=0 model.latent_dim=32"         # claim 5: the same, wider latent
+  [nobn]="model.code_batchnorm=false"                        # claim 4: the entropy term alone
+  [batch200_steps]="train.batch_size=200 train.epochs=$((2 * EPOCHS))"   # claim 6: twice the batch, same steps
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${!SETTINGS[@]}")

@@ -44,6 +44,7 @@ from eae.io import write_json
 from eae.models.objectives.weights import WEIGHTS as OBJECTIVES
 from eae.reporting.experiments import parse_exp_show
 from pipelines._stage import FID, TABLE1, log
+from pipelines.claims import write_claims
 from pipelines.config import ConfigError, load_params
 
 PREFIX = "t1"
@@ -313,6 +314,7 @@ def build_table(args: argparse.Namespace) -> None:
     table = aggregate(runs, objectives, p.data.source)
     table.update(table_facts(args, p, objectives, baseline, runs, failed, table, start))
     write_json(args.output, table)
+    write_claims()  # reports/claims.json from every table, before the report that shows it (pipelines.claims)
     log.info(
         "wrote %s: %d objectives x %d seeds in %.0f s%s",
         args.output,
