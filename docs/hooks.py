@@ -10,6 +10,7 @@ A page asks for a table with a marker on a line of its own::
     <!-- table: bench -->                           reports/bench.json: every ratio with its goal and spread
     <!-- table: scale -->                           reports/bench.json's scale benchmark: seconds / peak MB per N
     <!-- table: rounding -->                        reports/bench.json's rounding benchmark: 1 vs 2 BLAS threads
+    <!-- table: claims -->                          reports/claims.json: the paper's claims, a verdict per dataset
 
 An unknown table or a missing file fails the build (``mkdocs build --strict`` runs in .ci/run).
 """
@@ -175,7 +176,14 @@ def rounding() -> str:
     return "\n".join(lines)
 
 
+def claims() -> str:
+    from eae.evaluation.claims import markdown_table  # the same table as the library's (pipelines.claims)
+
+    return markdown_table(_load(REPORTS / "claims.json"))
+
+
 TABLES = {"rounding": rounding, "sweeps": sweeps, "table1": table1, "fid": fid, "bench": bench, "scale": scale}
+TABLES["claims"] = claims
 
 
 def render(markdown: str) -> str:

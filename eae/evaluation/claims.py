@@ -313,6 +313,8 @@ def markdown_table(record: Mapping) -> str:
         statement = claim["statement"].replace("|", "\\|")
         lines.append(f"| {claim['id']} | {statement} ({claim['section']}) | " + " | ".join(cells) + " |")
     lines.append("")
+    if record.get("note"):
+        lines += [f"*Note: {record['note']}*", ""]
     lines.append(
         f"*From `reports/claims.json` ({record.get('generated_at', '?')}). Rule: {RULES[HOLDS]}; "
         f"{RULES[FAILS]}; {RULES[NOISE]}; not measured: {RULES[UNMEASURED]}.*"
