@@ -3,6 +3,7 @@ multi-seed Table 1 (reports/table1.json), and the performance and scale studies 
 
 from __future__ import annotations
 
+from eae.evaluation.claims import UNMEASURED, comparison_text
 from eae.evaluation.results import LABELS, METRICS, RECONSTRUCTION, Results
 from eae.reporting.paper import PAPER_N_SAMPLES, display_name, paper_row
 from eae.reporting.pictures import figure_data_uri
@@ -252,21 +253,6 @@ def scale_context(scale: dict | None) -> dict | None:
     }
 
 
-UNMEASURED = "not measured"  # eae.evaluation.claims.UNMEASURED (not imported: the report stage's deps stay as they are)
-
-
-def _comparison(c: dict) -> str:
-    """``eae isotropic 6.1 ± 0.67 < vae isotropic 14 ± 0.21: holds``: a comparison of claims.json with its FDs."""
-
-    def fd(side: str) -> str:
-        stat = (c.get(f"{side}_cell") or {}).get("fd") or {}
-        if stat.get("mean") is None:
-            return "—"
-        return f"{stat['mean']:.2f}" + (f" ± {stat['std']:.2f}" if stat.get("std") is not None else "")
-
-    return f"FD {c['better']} {fd('better')} < {c['worse']} {fd('worse')}: {c['verdict']}"
-
-
 def claims_context(record: dict | None) -> dict | None:
     """The report's Claims section from reports/claims.json (``pipelines.claims``; None when there is none):
     a row per claim with its verdict on each dataset, the seeds that decided it and each comparison's FDs."""
@@ -282,7 +268,9 @@ def claims_context(record: dict | None) -> dict | None:
                 {
                     "verdict": judged["verdict"],
                     "seeds": judged.get("seeds"),
-                    "figures": [_comparison(c) for c in judged["comparisons"] if c["verdict"] != UNMEASURED],
+                    "figures": [
+                        "FD " + comparison_text(c) for c in judged["comparisons"] if c["verdict"] != UNMEASURED
+                    ],
                     "not_measured": judged.get("not_measured") or [],
                 }
             )
