@@ -1,4 +1,4 @@
-# make repro : build .venv from requirements.lock, then run the DVC pipeline (validated, guarded)
+# make repro : build .venv from requirements.lock, then run the DVC pipeline (dvc repro)
 # make test  : build .venv from requirements.lock, then run the test suite
 # make lint  : ruff check + ruff format --check
 # make docs  : serve the docs site (mkdocs-material) on http://127.0.0.1:8000; make docs-build: build it strictly
@@ -20,13 +20,13 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 # make repro CONFIG=celeba : params.yaml = the defaults with configs/celeba.yaml's keys set (the workspace's params change; commit
-# them on a branch), then reproduce. pipelines/orchestration/workspace.py validates params.yaml before DVC runs and,
-# if a stage fails, puts back the last good outputs of the stages that did not complete.
+# them on a branch), then reproduce. Plain `dvc repro`: its first stage (check) validates params.yaml, and a failed or
+# killed stage leaves the last good outputs (persist: true in dvc.yaml; docs/reliability.md).
 repro: install
 ifdef CONFIG
 	$(BIN)/python -m pipelines.config --compose configs/$(CONFIG).yaml
 endif
-	$(BIN)/python -m pipelines.orchestration.workspace repro
+	$(BIN)/dvc repro
 
 # The suite runs on every core, whole test files per worker (module fixtures are built once), handed out in
 # the order tests/conftest.py gives them: files with slow tests first.

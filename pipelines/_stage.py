@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pipelines
 from eae.errors import EAEError, MissingArtifact, StaleArtifact
 from eae.io import os_error_message
 from pipelines import dvcfile
@@ -71,25 +70,17 @@ def error_line(exc: EAEError) -> str:
 
 def run(main: Callable[[], None]) -> None:
     """Run a stage's main(): config errors exit 2, input errors (and files that cannot be read or written)
-    exit 1, each as one line on stderr. A stage that succeeds keeps its outputs as the last good ones
-    (``pipelines.keep_last_good``)."""
+    exit 1, each as one line on stderr."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
     log.setLevel(logging.INFO)
-    for out in pipelines.restored_outputs:
-        log.info("put back the last good %s (from %s) while this stage runs", out, pipelines.LAST_GOOD)
     start = time.perf_counter()
     spec = main.__globals__.get("__spec__")  # run as `python -m pipelines.<stage>`: __name__ is __main__
     module = spec.name if spec else main.__module__
     try:
         main()
         record_duration(module.rsplit(".", 1)[-1], time.perf_counter() - start)
-        if "TORCHELASTIC_RUN_ID" not in os.environ:  # torchrun's workers: their launcher keeps them
-            try:
-                pipelines.keep_last_good(module)
-            except OSError as exc:  # the outputs are written: keeping a spare link never fails the stage
-                log.warning("could not keep the outputs under %s: %s", pipelines.LAST_GOOD, exc)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -130,8 +130,21 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: dict[str, object] | N
     check_environment()
     where = f"{path} with {', '.join(f'{k}={shown(v)}' for k, v in overrides.items())}" if overrides else str(path)
     try:
-        return Params(**raw)
+        params = Params(**raw)
     except ValidationError as exc:
         raise config_error(where, exc) from None
     except SettingsError as exc:  # an environment value pydantic-settings cannot parse (check_environment names most)
         raise ConfigError(f"{where}: {' '.join(str(exc).split())[: 2 * MAX_SHOWN_VALUE]}") from None
+    check_folders(params, path.parent, where)
+    return params
+
+
+def check_folders(params: Params, repo: Path, where: str) -> None:
+    """The folders the parameters name must exist (relative to the parameter file's folder, where the
+    stages run): ``data.root`` of the folder source, which nothing downloads."""
+    root = params.data.root
+    if params.data.source == "folder" and not (repo / root).is_dir():
+        raise ConfigError(
+            f"{where}: invalid parameter 'data.root': {shown(root)} is not a folder (data.source folder "
+            "reads its images there; layouts: data/raw/README.md)"
+        )

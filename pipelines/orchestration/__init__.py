@@ -1,2 +1,2 @@
-"""Orchestration around the DVC stages: Prefect flows and alerts, artifacts, promotion, the guarded
-workspace runner and the Table 1 experiment queue."""
+"""Orchestration around the DVC stages: Prefect flows and alerts, artifacts, promotion and the model
+registry, the retrain flow's workspace lock and the Table 1 experiment queue."""

@@ -1,28 +1,46 @@
 """Prefect orchestration: scheduled retraining that drives the DVC stages, with metric-gated promotion.
 
     python -m pipelines.orchestration.flows retrain [--pull] [--push] [--set entropy_weight=0.5 ...] [--no-promote]
+                                                    [--from-workspace]
     python -m pipelines.orchestration.flows serve --cron "0 3 * * 1"      # needs PREFECT_API_URL (make prefect-server)
 
 DVC stays the source of truth for what to rebuild: each task runs ``dvc repro <stage>``
-(a no-op when nothing changed). Prefect schedules, retries pull/push, and records the runs. A promoted
-generator is registered as a GTO version in stage ``prod`` (pipelines/orchestration/registry.py).
+(a no-op when nothing changed). Prefect schedules, retries pull/push, and records the runs.
+
+**It commits and tags.** A promoted generator is registered as a GTO version in stage ``prod``
+(pipelines/orchestration/registry.py): a git commit of dvc.lock, params.yaml and the results, and four
+tags (a version and a ``prod`` assignment of the generator and of its card). ``retrain`` says so before
+it starts and names the commit and the tags it made. It refuses a workspace whose params.yaml differs
+from HEAD (e.g. after ``dvc exp run -S ...``) unless ``--from-workspace`` (or ``--no-promote``), and a first
+promotion must be at least as good as the committed scores (pipelines/orchestration/promote.py).
+
+``retrain`` sets its own Prefect settings: analytics off and, without a configured Prefect API
+(PREFECT_API_URL), a temporary Prefect home and SQLite database of its own for the temporary server.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
 # `retrain` without PREFECT_API_URL starts a temporary Prefect server; on a busy machine it can take
-# longer than Prefect's 20 s default to answer. Set before Prefect reads its settings; yours wins.
+# longer than Prefect's 20 s default to answer. No usage data is sent (the server's analytics, the SDK's
+# telemetry, which starts when prefect is imported). Set before Prefect reads its settings; yours win.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -34,9 +52,17 @@ from pipelines._stage import dvc_stages
 from pipelines.config import ConfigError
 from pipelines.orchestration import artifacts, registry
 from pipelines.orchestration import promote as promotion
-from pipelines.orchestration.workspace import LOCK_FILE, WorkspaceBusy, guarded, held_lock_fds, validate, workspace_lock
+from pipelines.orchestration.workspace import (
+    LOCK_FILE,
+    ModifiedWorkspace,
+    WorkspaceBusy,
+    held_lock_fds,
+    require_committed_params,
+    validate,
+    workspace_lock,
+)
 
-__all__ = ["LOCK_FILE", "StageFailed", "WorkspaceBusy", "retrain", "workspace_lock"]
+__all__ = ["LOCK_FILE", "ModifiedWorkspace", "StageFailed", "WorkspaceBusy", "retrain", "workspace_lock"]
 
 REPO = Path(__file__).resolve().parents[2]  # the repository (this file: pipelines/orchestration/flows.py)
 RUNNING = re.compile(r"Running stage '([^']+)'")
@@ -126,6 +152,12 @@ def register(repo: str, decision: dict) -> dict:
     """A promoted generator becomes a GTO version in stage prod (git tags; dvc.yaml's artifacts). The outcome
     goes into the decision and reports/promotion.json."""
     logger = get_run_logger()
+    logger.warning(
+        "promoted: committing dvc.lock, params.yaml and the results in %s and tagging a %s version of %s",
+        repo,
+        registry.STAGE,
+        " and ".join(registry.ARTIFACTS),
+    )
     try:
         outcome = registry.register_promoted(
             repo, f"eae-retrain: promoted generator {decision['candidate']['sha256'][:12]}"
@@ -134,7 +166,14 @@ def register(repo: str, decision: dict) -> dict:
         outcome = {"registered": False, "reason": str(exc)}
     if outcome["registered"]:
         versions = ", ".join(f"{name} {a['version']}" for name, a in outcome["artifacts"].items())
-        logger.info("registered %s in stage %s at commit %s", versions, registry.STAGE, outcome["commit"][:12])
+        logger.info(
+            "registered %s in stage %s at commit %s (%s); tags made: %s",
+            versions,
+            registry.STAGE,
+            outcome["commit"][:12],
+            "new" if outcome["committed"] else "HEAD already pinned the generator",
+            ", ".join(outcome["tags"]) or "none",
+        )
     else:
         logger.warning("not registered: %s", outcome["reason"])
     decision["registry"] = outcome
@@ -182,29 +221,32 @@ def retrain(
     metric: str = "gmm",
     force: bool = False,
     lock_wait_s: float = 0.0,
+    from_workspace: bool = False,
 ) -> dict:
-    """Rebuild the pipeline (one task per DVC stage), then promote the generator if it is better.
+    """Rebuild the pipeline (one task per DVC stage), then promote the generator if it is better (a
+    promotion commits and tags: pipelines/orchestration/registry.py).
 
     set_params: run the whole pipeline as a DVC experiment (`dvc exp run -S key=value ...`) instead.
     force: rerun every stage even if DVC considers it up to date.
+    from_workspace: promote (and commit) even though params.yaml differs from HEAD.
     """
     logger = get_run_logger()
     root = Path(repo).resolve()
-    validate(root, set_params)  # before DVC deletes any output (every stage reads all parameters)
+    validate(root, set_params)  # one line before DVC runs (the check stage would refuse them too)
+    if promote_if_better and not from_workspace:
+        require_committed_params(root)
     with workspace_lock(root, lock_wait_s):
         if pull:
             dvc_pull(str(root))
         ran: list[str] = []
-        # Each DVC command runs guarded: if it fails, the stages that did not complete get their
-        # last good outputs back (pipelines/orchestration/workspace.py).
+        # A failed stage leaves the last good outputs: dvc.yaml's outputs are persist: true and every
+        # stage replaces its outputs atomically when it succeeds.
         if set_params:
-            with guarded(root):
-                experiment(str(root), set_params, experiment_name)
+            experiment(str(root), set_params, experiment_name)
             ran.append("experiment")
         else:
             for stage in dvc_stages(root):
-                with guarded(root):
-                    repro_stage.with_options(task_run_name=f"dvc repro {stage}")(str(root), stage, force)
+                repro_stage.with_options(task_run_name=f"dvc repro {stage}")(str(root), stage, force)
                 ran.append(stage)
         decision = promote(str(root), metric) if promote_if_better else None
         if decision and decision["promoted"]:
@@ -214,6 +256,57 @@ def retrain(
             dvc_push(str(root))
     logger.info("retrain finished: %s", ", ".join(ran))
     return {"stages": ran, "promotion": decision}
+
+
+@contextlib.contextmanager
+def own_prefect_settings() -> Iterator[None]:
+    """The one-shot run's Prefect backend: unless a Prefect API is configured (PREFECT_API_URL), a
+    temporary Prefect home with its own SQLite database for the temporary server, so no two runs share
+    (and lock) ~/.prefect/prefect.db; removed at exit, after the server stops. (Analytics: set above.)"""
+    from prefect.settings import (
+        PREFECT_API_DATABASE_CONNECTION_URL,
+        PREFECT_HOME,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    if get_current_settings().api.url:
+        yield
+        return
+    home = Path(tempfile.mkdtemp(prefix="eae-prefect-"))
+    atexit.register(shutil.rmtree, home, True)  # registered first: runs after the temporary server's stop
+    updates = {PREFECT_HOME: home, PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{home / 'prefect.db'}"}
+    with temporary_settings(updates=updates):
+        yield
+
+
+def announcement(repo: str | Path) -> str:
+    """What ``retrain`` says before it starts, when it may promote."""
+    names = " and ".join(registry.ARTIFACTS)
+    return (
+        f"retrain: if the new generator is promoted, this commits dvc.lock, params.yaml and the results in "
+        f"{Path(repo).resolve()} and makes 4 git tags (a version and stage {registry.STAGE} of {names}); "
+        "--no-promote only rebuilds"
+    )
+
+
+def summary(result: dict) -> list[str]:
+    """The lines ``retrain`` prints when it is done: what ran, the decision, the commit and the tags."""
+    lines = [f"retrain: ran dvc repro of {', '.join(result['stages'])} (DVC skips the stages that are up to date)"]
+    decision = result["promotion"]
+    if decision is None:
+        return [*lines, "promotion: not evaluated (--no-promote): nothing committed, no tags"]
+    lines.append(f"promotion: {'promoted' if decision['promoted'] else 'not promoted'} ({decision['reason']})")
+    outcome = decision.get("registry")
+    if outcome is None:
+        lines.append("registry: nothing committed, no tags")
+    elif not outcome["registered"]:
+        lines.append(f"registry: not registered ({outcome['reason']}): nothing committed, no tags")
+    else:
+        made = "committed" if outcome["committed"] else "no commit needed: HEAD already pins the generator,"
+        lines.append(f"registry: {made} {outcome['commit']}")
+        lines.append(f"registry: tags made: {', '.join(outcome['tags']) or 'none (already registered)'}")
+    return lines
 
 
 def _parse_sets(items: list[str]) -> dict[str, object]:
@@ -241,15 +334,22 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--no-promote", action="store_true")
         p.add_argument("--metric", default="gmm")
         p.add_argument("--force", action="store_true")
+        p.add_argument(
+            "--from-workspace",
+            action="store_true",
+            help="promote (commit and tag) even though params.yaml differs from HEAD",
+        )
         if name == "serve":
             when = p.add_mutually_exclusive_group(required=True)
             when.add_argument("--cron", help='e.g. "0 3 * * 1" (Mondays 03:00)')
             when.add_argument("--interval", type=float, help="seconds between runs")
             p.add_argument("--name", default="eae-retrain")
     args = ap.parse_args(argv)
-    try:  # bad parameters: one line and exit 2 before the flow (or DVC) starts
+    try:  # bad parameters, or uncommitted ones to promote: one line and exit 2 before the flow (or DVC) starts
         sets = _parse_sets(args.set) or None
         validate(args.repo, sets)
+        if args.command == "retrain" and not args.no_promote and not args.from_workspace:
+            require_committed_params(args.repo)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -261,14 +361,18 @@ def main(argv: list[str] | None = None) -> int:
         "promote_if_better": not args.no_promote,
         "metric": args.metric,
         "force": args.force,
+        "from_workspace": args.from_workspace,
     }
     if args.command == "retrain":
+        if not args.no_promote:
+            print(announcement(args.repo), flush=True)
         try:
-            result = retrain(**params)
+            with own_prefect_settings():
+                result = retrain(**params)
         except (StageFailed, WorkspaceBusy, EAEError) as exc:  # ConfigError is an EAEError
             print(f"error: {exc}", file=sys.stderr)
             return 2 if isinstance(exc, ConfigError) else 1
-        print(result)
+        print("\n".join(summary(result)))
         return 0
     if not os.environ.get("PREFECT_API_URL"):
         print(

@@ -3,13 +3,16 @@
 The candidate is models/generator.onnx + its card (models/generator.json and, for people,
 models/README.md) + models/decoder.onnx + models/generator_z.onnx (torch-fidelity's contract).
 It replaces models/promoted/ only when its Fréchet distance (reports/fid.json, one sampler) is
-lower than the promoted model's, measured with the same feature extractor. The decision, both
-numbers and the git/DVC revision go to reports/promotion.json.
+lower than the promoted model's, measured with the same feature extractor. With no promoted model
+yet, it must be at least as good as the committed scores (reports/fid.json at HEAD: what the
+repository says its model reaches), so a worse experiment left in the workspace is never promoted
+first. The decision, the numbers and the git/DVC revision go to reports/promotion.json.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,9 +40,56 @@ def revision(repo: Path) -> dict:
     }
 
 
+def committed_scores(repo: Path, metric: str) -> dict | None:
+    """The gating metric of reports/fid.json at HEAD ({"value", "feature_extractor", "commit"}); None without
+    a commit, a committed fid.json or a value for ``metric`` there."""
+
+    def git(*args: str) -> str | None:
+        proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+        return proc.stdout if proc.returncode == 0 else None
+
+    text = git("show", "HEAD:reports/fid.json")
+    if text is None:
+        return None
+    try:
+        results = parse_results(json.loads(text))
+    except (ValueError, EAEError):
+        return None
+    if results.value("fd", metric) is None:
+        return None
+    return {
+        "value": results.value("fd", metric),
+        "feature_extractor": results.feature_extractor,
+        "commit": (git("rev-parse", "HEAD") or "").strip(),
+    }
+
+
+def gate(candidate: dict, current: dict | None, committed: dict | None, metric: str) -> tuple[bool, str]:
+    """(promote, reason): lower than the promoted model's value; with none, not higher than the committed one."""
+    if current is not None and current["value"] is not None:
+        reference, name, where = current, "promoted model", ""
+    elif committed is not None:
+        reference, name = committed, "committed scores"
+        where = f" (reports/fid.json at HEAD {committed['commit'][:12]}; no promoted model yet)"
+    else:
+        return True, "no promoted model yet and no committed scores (reports/fid.json at HEAD) to compare with"
+    if reference["feature_extractor"] != candidate["feature_extractor"]:
+        return False, (
+            f"metrics are not comparable: candidate uses {candidate['feature_extractor']!r} "
+            f"features, {name} {reference['feature_extractor']!r}{where}"
+        )
+    value, ref = candidate["value"], reference["value"]
+    if current is not None and current["value"] is not None:  # better than the promoted model
+        ok, sign = value < ref, "<" if value < ref else ">="
+    else:  # at least as good as the committed scores (a rerun of the committed model reproduces them)
+        ok, sign = value <= ref, "<=" if value <= ref else ">"
+    label = "promoted" if not where else "committed"
+    return ok, f"{metric} {value:.4f} {sign} {label} {ref:.4f}{where}"
+
+
 def promote_if_better(repo: str | Path, metric: str = "gmm") -> dict:
-    """Compare the candidate with models/promoted/ on the Fréchet distance of sampler ``metric``; copy it
-    there only if better. Returns the decision."""
+    """Compare the candidate with models/promoted/ (with none yet: the committed scores) on the Fréchet
+    distance of sampler ``metric``; copy it there only if better. Returns the decision."""
     repo = Path(repo)
     models, promoted = repo / "models", repo / "models" / "promoted"
     results = read_results(repo / "reports" / "fid.json")
@@ -68,20 +118,8 @@ def promote_if_better(repo: str | Path, metric: str = "gmm") -> dict:
             "evaluation": evaluation,
         }
 
-    if current is None or current["value"] is None:
-        promote, reason = True, "no promoted model yet"
-    elif current["feature_extractor"] != candidate["feature_extractor"]:
-        promote, reason = (
-            False,
-            (
-                f"metrics are not comparable: candidate uses {candidate['feature_extractor']!r} "
-                f"features, promoted model {current['feature_extractor']!r}"
-            ),
-        )
-    elif candidate["value"] < current["value"]:
-        promote, reason = True, f"{metric} {candidate['value']:.4f} < {current['value']:.4f}"
-    else:
-        promote, reason = False, f"{metric} {candidate['value']:.4f} >= promoted {current['value']:.4f}"
+    committed = committed_scores(repo, metric) if current is None or current["value"] is None else None
+    promote, reason = gate(candidate, current, committed, metric)
 
     if promote:
         with atomic_dir(promoted) as tmp:
@@ -93,6 +131,7 @@ def promote_if_better(repo: str | Path, metric: str = "gmm") -> dict:
         "metric": metric,
         "candidate": candidate,
         "previous": current,
+        "committed": committed,
         "revision": revision(repo),
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

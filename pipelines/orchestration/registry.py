@@ -81,14 +81,16 @@ def commit_candidate(repo: Path, message: str) -> bool:
 def register_promoted(repo: str | Path, message: str = "eae-retrain: promoted generator") -> dict:
     """Register the workspace's generator (and its card) as a new GTO version at a commit that pins it and
     assign stage ``prod``; a version already registered at that commit is reused. Returns
-    ``{"registered", "commit", "committed", "artifacts": {name: {"version", "stage", "path"}}}``, or
-    ``{"registered": False, "reason"}`` outside a git repository."""
+    ``{"registered", "commit", "committed", "tags", "artifacts": {name: {"version", "stage", "path"}}}``
+    (``tags``: the git tags this call created), or ``{"registered": False, "reason"}`` outside a git
+    repository."""
     import gto.api
     from gto.exceptions import WrongArgs
 
     repo = Path(repo).resolve()
     if git(repo, "rev-parse", "--is-inside-work-tree", check=False) != "true":
         return {"registered": False, "reason": f"{repo} is not a git repository: no registry"}
+    before = set(git(repo, "tag", "--list").split())
     committed = commit_candidate(repo, message)
     commit = git(repo, "rev-parse", "HEAD")
     artifacts = {}
@@ -102,7 +104,8 @@ def register_promoted(repo: str | Path, message: str = "eae-retrain: promoted ge
             if "already in stage" not in str(exc):
                 raise EAEError(f"gto assign {name} {version} {STAGE}: {exc}") from None
         artifacts[name] = {"version": version, "stage": STAGE, "path": path}
-    return {"registered": True, "commit": commit, "committed": committed, "artifacts": artifacts}
+    made = sorted(set(git(repo, "tag", "--list").split()) - before)
+    return {"registered": True, "commit": commit, "committed": committed, "tags": made, "artifacts": artifacts}
 
 
 def prod_version(repo: str | Path, name: str = "eae-generator") -> dict | None:

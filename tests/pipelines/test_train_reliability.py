@@ -1,8 +1,8 @@
-"""Issue 22, class 1: plain `dvc repro` loses nothing on kill -9 during train. DVC deletes a stage's cached
-outputs before it runs the stage; every stage that succeeds keeps its outputs under
-.dvc/tmp/eae/last_good/ (hard links) and a stage started with -m first puts back what DVC deleted
-(``pipelines.restore_last_good``), so the last good models/eae.pt stays in the workspace until the new one
-replaces it. Also: a diverged training run writes nothing (class 2/4: no NaN checkpoint)."""
+"""Issue 22, class 1: plain `dvc repro` loses nothing on kill -9 during train. Every output in dvc.yaml is
+``persist: true``, so DVC never deletes one before its stage runs, and the stage replaces its outputs
+atomically only when it succeeds: the last good models/eae.pt stays in the workspace until the new one
+replaces it (this replaced the hard-link store under .dvc/tmp/eae/last_good/ restored at import time).
+Also: a diverged training run writes nothing (class 2/4: no NaN checkpoint)."""
 
 from __future__ import annotations
 
@@ -18,91 +18,40 @@ import pytest
 import torch
 import yaml
 
-import pipelines
+from pipelines import dvcfile
 from tests.helpers.repos import ROOT, reproduced_tiny_repo, sh
 from tests.helpers.workspace import assert_refused, env, fingerprint, module
 
 pytestmark = pytest.mark.reliability
-
-DVC_YAML = {
-    "stages": {
-        "make": {
-            "cmd": "python -m pipelines.make",
-            "outs": [
-                "out/model.pt",
-                "out/folder",
-                {"out/live": {"persist": True}},
-                {"out/uncached.json": {"cache": False}},
-                "${param.path}",
-            ],
-            "metrics": [{"out/m.json": {"cache": False}}],
-        },
-        "other": {"cmd": "python -m pipelines.other", "outs": ["out/other.bin"]},
-    }
-}
 
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def fake(tmp_path) -> Path:
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML))
-    (tmp_path / "out/folder/sub").mkdir(parents=True)
-    (tmp_path / "out/folder/sub/a.npy").write_text("a1")
-    (tmp_path / "out/model.pt").write_text("m1")
-    (tmp_path / "out/live").mkdir()
-    (tmp_path / "out/uncached.json").write_text("{}")
-    return tmp_path
-
-
-def test_outputs_dvc_deletes_are_the_cached_ones(fake):
-    assert pipelines.deleted_outputs("pipelines.make", fake) == ("make", ["out/model.pt", "out/folder"])
-    assert pipelines.deleted_outputs("pipelines.config", fake) == (None, [])
-    (fake / "dvc.yaml").write_text("stages: [")
-    assert pipelines.deleted_outputs("pipelines.make", fake) == (None, [])
-
-
-def test_kept_outputs_come_back_when_deleted_and_only_then(fake):
-    assert pipelines.keep_last_good("pipelines.make", fake) == ["out/model.pt", "out/folder"]
-    kept = fake / pipelines.LAST_GOOD
-    assert os.path.samefile(kept / "out/model.pt", fake / "out/model.pt")  # a link: no data copied
-    assert os.path.samefile(kept / "out/folder/sub/a.npy", fake / "out/folder/sub/a.npy")
-
-    (fake / "out/model.pt").unlink()  # what DVC does before it runs the stage
-    shutil.rmtree(fake / "out/folder")
-    assert pipelines.restore_last_good("pipelines.make", fake) == ["out/model.pt", "out/folder"]
-    assert (fake / "out/model.pt").read_text() == "m1" and (fake / "out/folder/sub/a.npy").read_text() == "a1"
-    assert pipelines.restore_last_good("pipelines.make", fake) == []  # present: nothing to do
-
-    # the stage then writes new outputs atomically (a new file, never in place) and succeeds
-    (fake / "out/model.tmp").write_text("m2")
-    os.replace(fake / "out/model.tmp", fake / "out/model.pt")
-    assert (kept / "out/model.pt").read_text() == "m1"  # the last good one until the stage succeeds
-    pipelines.keep_last_good("pipelines.make", fake)
-    assert (kept / "out/model.pt").read_text() == "m2" and sorted(p.name for p in kept.joinpath("out").iterdir()) == [
-        "folder",
-        "model.pt",
-    ]
+def test_dvc_deletes_no_output_before_a_stage_runs():
+    """The twin of the last_good store's tests: what DVC would delete before running a stage (a cached
+    output without ``persist``) no longer exists in dvc.yaml, so there is nothing to put back; every stage
+    writes its outputs atomically (eae.io), so ``persist`` never leaves a half-written one."""
+    outputs = dvcfile.outputs(ROOT)
+    assert outputs and all(outs for outs in outputs.values())
+    deleted = [out.path for outs in outputs.values() for out in outs if out.deleted_before_run]
+    assert deleted == []
+    assert {"models/eae.pt", "data/prepared", "models/generator.onnx"} <= {
+        out.path for outs in outputs.values() for out in outs if out.persist
+    }
 
 
 def test_diverged_training_writes_nothing_and_keeps_the_last_good_checkpoint(workspace):
     """A learning rate of 1e30 trains NaN weights: before, the stage died with a FloatingPointError
-    traceback. Also: DVC had deleted models/eae.pt; the stage put it back from last_good first."""
-    shutil.copy(ROOT / "dvc.yaml", workspace / "dvc.yaml")
-    kept = workspace / pipelines.LAST_GOOD / "models/eae.pt"
-    kept.parent.mkdir(parents=True)
-    os.link(workspace / "models/eae.pt", kept)
+    traceback. The last good models/eae.pt stays (DVC does not delete it: persist)."""
     before = fingerprint(workspace)
-    (workspace / "models/eae.pt").unlink()
     proc = module("pipelines.train", cwd=workspace, EAE_TRAIN__LR="1e30", EAE_TRAIN__EPOCHS="3")
     assert_refused(
         proc,
         1,
         r"^error: epoch \d: training diverged: .*nan.*; nothing was written \(lower train\.lr or the objective's",
     )
-    assert "put back the last good models/eae.pt (from .dvc/tmp/eae/last_good)" in proc.stderr
     assert fingerprint(workspace) == before
     assert not (workspace / ".dvc/tmp/eae/train_state.pt").exists()
 
@@ -117,7 +66,6 @@ def test_kill_9_of_dvc_repro_during_train_loses_nothing(tmp_path):
     shutil.rmtree(repo / ".dvc/cache")  # as in a fresh clone, after dvc gc, or for outputs written outside DVC
     checkpoint = repo / "models/eae.pt"
     good = sha(checkpoint)
-    assert sha(repo / pipelines.LAST_GOOD / "models/eae.pt") == good  # kept by the reproduced run
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["epochs"] = 6  # train reruns (and runs long enough to be killed after an epoch)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -150,4 +98,3 @@ def test_kill_9_of_dvc_repro_during_train_loses_nothing(tmp_path):
     protocol = yaml.safe_load((repo / "reports/fid.json").read_text())["protocol"]
     assert protocol["checkpoint_sha256"] == sha(checkpoint)
     assert protocol["density_sha256"] == sha(repo / "models/density.npz")
-    assert sha(repo / pipelines.LAST_GOOD / "models/eae.pt") == sha(checkpoint)
