@@ -1,23 +1,20 @@
-"""Each paper config (configs/*.yaml) runs `dvc repro` on a fixture with the real on-disk layout:
-paper-size networks, one tiny epoch. CelebA runs the whole pipeline (Inception features with random
-weights, the ONNX generator, the report); CIFAR-10 and MNIST run prepare, train and fit_density
-(what differs between configs: layouts, shapes, networks, decoder L2; the later stages are the
-same code, and Inception on CPU is most of their time)."""
+"""Each paper config (configs/*.yaml) runs `dvc repro fit_density` on a fixture with the real on-disk
+layout: paper-size networks, one tiny epoch; prepare, train and fit_density are what differs between
+configs (layouts, shapes, networks, decoder L2, spectral norm). The later stages are the same code, and
+Inception and the export of a paper-size network on CPU are most of their time: the CelebA config's whole
+pipeline (Inception features with random weights, the scores, the ONNX generator, the card, the report)
+runs in tests/scripts/test_device_check.py, whose CPU fallback reproduces configs/celeba.yaml on a
+synthetic folder of the same layout."""
 
 import gzip
 import json
 import pickle
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-import torch
 
-from eae.evaluation.inception import FID_WEIGHTS_FILENAME
-from eae.evaluation.results import read_results
 from tests.helpers.datasets import cifar_batch, idx_bytes, jpeg_bytes
-from tests.helpers.inception import random_fid_inception_state
-from tests.helpers.repos import make_tiny_repo, repo_env, sh
+from tests.helpers.repos import make_tiny_repo, sh
 
 pytestmark = pytest.mark.slow
 
@@ -69,42 +66,20 @@ FIXTURES = {
 }
 
 
-@pytest.fixture(scope="module")
-def torch_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("torch-home")
-    (home / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save(random_fid_inception_state(), home / "hub" / "checkpoints" / FID_WEIGHTS_FILENAME)
-    return home
-
-
 @pytest.mark.parametrize("name", sorted(FIXTURES))
-def test_paper_config_reproduces_on_its_fixture(name, tmp_path, torch_home):
+def test_paper_config_reproduces_on_its_fixture(name, tmp_path):
     make_fixture, shape = FIXTURES[name]
     overrides = {**SHRINK, "data": {"root": f"data/raw/{name}"}}
     repo = tmp_path / "repo"
     repo.mkdir()
     make_fixture(repo / "data" / "raw" / name)
     repo = make_tiny_repo(repo, overrides, params_file=f"configs/{name}.yaml", tiny=False)
-    env = {**repo_env(), "TORCH_HOME": str(torch_home)}
-    whole = name == "celeba"
-    sh(["dvc", "repro"] if whole else ["dvc", "repro", "fit_density"], repo, env)
+    sh(["dvc", "repro", "fit_density"], repo)
 
     manifest = json.loads((repo / "data/prepared/manifest.json").read_text())
     assert manifest["source"] == name and manifest["image_shape"] == shape
     if name == "celeba":
         assert manifest["splits"]["train"]["count"] == 19 and manifest["bad_images"]["count"] == 1
         assert set(manifest["splits"]) == {"train", "valid", "test"}
-    if whole:
-        results = read_results(repo / "reports/fid.json")
-        assert results.feature_extractor == "inception" and results.protocol["inception_dims"] == 64
-        assert set(results.metrics["fd"]) == {"isotropic", "mvg", "gmm", "reconstruction"}
-        assert all(np.isfinite(v) for v in results.metrics["fd"].values())
-        assert (repo / "reports/index.html").stat().st_size > 0
-        card = json.loads((repo / "models/generator.json").read_text())
-        assert card["image_shape"] == shape and card["dataset"] == name
-        session = ort.InferenceSession(str(repo / "models/generator.onnx"), providers=["CPUExecutionProvider"])
-        d = card["latent_dim"]
-        images = session.run(None, {"noise": np.zeros((2, d), np.float32), "u": np.zeros(2, np.float32)})[0]
-        assert list(images.shape) == [2, *shape]
     assert list((repo / "dvclive/plots/images/samples").glob("epoch_*.png"))
     assert (repo / "models/density.npz").stat().st_size > 0

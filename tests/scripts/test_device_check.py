@@ -1,12 +1,17 @@
 """scripts/device_check.sh without a GPU: the CPU fallback runs every step at a tiny size (the CelebA
 config through `dvc repro` on a synthetic folder, the step variants, Inception throughput, onnxruntime)
-and writes one JSON that says what ran where."""
+and writes one JSON that says what ran where. Its pipeline run is also the suite's whole-pipeline run of
+configs/celeba.yaml (tests/test_paper_configs.py runs each paper config up to fit_density): Inception
+scores, the ONNX generator and its card, the report."""
 
 import json
 import subprocess
 
+import numpy as np
+import onnxruntime
 import pytest
 
+from eae.evaluation.results import read_results
 from tests.helpers.repos import ROOT, repo_env
 
 pytestmark = pytest.mark.slow
@@ -15,9 +20,10 @@ STAGES = {"fetch", "prepare", "feature_stats", "train", "fit_density", "evaluate
 
 
 def test_device_check_cpu_fallback_runs_every_step(tmp_path):
-    out = tmp_path / "check.json"
+    out, work = tmp_path / "check.json", tmp_path / "work"
+    args = ["--size", "cpu", "--images", "150", "--out", str(out), "--keep", str(work)]
     proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "device_check.sh"), "--size", "cpu", "--images", "150", "--out", str(out)],
+        ["bash", str(ROOT / "scripts" / "device_check.sh"), *args],
         cwd=tmp_path,
         env=repo_env(),
         capture_output=True,
@@ -41,3 +47,20 @@ def test_device_check_cpu_fallback_runs_every_step(tmp_path):
     assert report["projected_paper_70_epochs_hours"] == {} and "not projected" in report["projection_note"]
     assert "device check (cpu, cpu)" in proc.stdout
     assert not (ROOT / "check.json").exists()  # nothing written into the checkout
+
+    # The CelebA config's whole pipeline, as its run left it (--keep): 64x64 RGB through every stage.
+    repo, shape = work / "repo", [3, 64, 64]
+    manifest = json.loads((repo / "data/prepared/manifest.json").read_text())
+    assert manifest["source"] == "celeba" and manifest["image_shape"] == shape
+    results = read_results(repo / "reports/fid.json")
+    assert results.feature_extractor == "inception" and results.protocol["inception_dims"] == 64
+    assert set(results.metrics["fd"]) == {"isotropic", "mvg", "gmm", "reconstruction"}
+    assert all(np.isfinite(v) for v in results.metrics["fd"].values())
+    assert (repo / "reports/index.html").stat().st_size > 0
+    card = json.loads((repo / "models/generator.json").read_text())
+    assert card["image_shape"] == shape and card["dataset"] == "celeba"
+    session = onnxruntime.InferenceSession(str(repo / "models/generator.onnx"), providers=["CPUExecutionProvider"])
+    d = card["latent_dim"]
+    images = session.run(None, {"noise": np.zeros((2, d), np.float32), "u": np.zeros(2, np.float32)})[0]
+    assert list(images.shape) == [2, *shape]
+    assert list((repo / "dvclive/plots/images/samples").glob("epoch_*.png"))
