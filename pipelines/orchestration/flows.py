@@ -364,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
         "from_workspace": args.from_workspace,
     }
     if args.command == "retrain":
+        try:  # another retrain holds the workspace: one line before Prefect starts (the flow takes the lock)
+            with workspace_lock(Path(args.repo)):
+                pass
+        except WorkspaceBusy as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         if not args.no_promote:
             print(announcement(args.repo), flush=True)
         try:

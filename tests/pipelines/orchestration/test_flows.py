@@ -9,7 +9,7 @@ import yaml
 from prefect.testing.utilities import prefect_test_harness
 
 from pipelines._stage import dvc_out_md5, dvc_stages
-from pipelines.orchestration.flows import StageFailed, WorkspaceBusy, retrain, workspace_lock
+from pipelines.orchestration.flows import ModifiedWorkspace, StageFailed, WorkspaceBusy, retrain, workspace_lock
 from pipelines.orchestration.registry import ARTIFACTS, head_md5
 from tests.helpers.repos import ROOT, make_tiny_repo
 
@@ -25,7 +25,7 @@ def harness():
 def test_stage_order_respects_dependencies():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     order = dvc_stages(ROOT)
-    assert order[0] == "fetch" and order[-1] == "report"
+    assert order[:2] == ["check", "fetch"] and order[-1] == "report"
     produced_by = {}
     for name in order:
         for out in stages[name].get("outs", []) + stages[name].get("metrics", []):
@@ -38,13 +38,32 @@ def test_stage_order_respects_dependencies():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return make_tiny_repo(tmp_path_factory.mktemp("flow"))
+    """A tiny repository without committed scores (the copied reports/fid.json is the full-size model's)."""
+    repo = make_tiny_repo(tmp_path_factory.mktemp("flow"))
+    subprocess.run(["git", "rm", "-q", "reports/fid.json"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "no committed scores"], cwd=repo, check=True)
+    return repo
+
+
+def test_a_modified_workspace_is_refused_before_anything_runs(tiny):
+    params, lock = tiny / "params.yaml", (tiny / "dvc.lock").read_bytes()
+    committed = params.read_text()
+    params.write_text(committed.replace("seed: 0", "seed: 1", 1))
+    try:
+        with pytest.raises(
+            ModifiedWorkspace, match=r"params\.yaml differs from HEAD \(seed: 0 -> 1\).*--from-workspace"
+        ):
+            retrain(repo=str(tiny))
+    finally:
+        params.write_text(committed)
+    assert (tiny / "dvc.lock").read_bytes() == lock  # DVC never ran
 
 
 def test_retrain_runs_every_stage_in_order_and_promotes(tiny):
     result = retrain(repo=str(tiny))
     assert result["stages"] == dvc_stages(tiny)
-    assert result["promotion"]["promoted"] and result["promotion"]["reason"] == "no promoted model yet"
+    assert result["promotion"]["promoted"]
+    assert result["promotion"]["reason"].startswith("no promoted model yet and no committed scores")
     assert (tiny / "models/promoted/generator.onnx").read_bytes() == (tiny / "models/generator.onnx").read_bytes()
     assert json.loads((tiny / "reports/promotion.json").read_text())["promoted"] is True
     # ... and registered: a GTO version of the generator and its card in stage prod, at a commit that pins it
@@ -53,6 +72,7 @@ def test_retrain_runs_every_stage_in_order_and_promotes(tiny):
     assert {name: a["version"] for name, a in registry["artifacts"].items()} == dict.fromkeys(ARTIFACTS, "v0.0.1")
     tags = set(subprocess.run(["git", "tag"], cwd=tiny, capture_output=True, text=True, check=True).stdout.split())
     assert {"eae-generator@v0.0.1", "eae-generator#prod#1", "eae-generator-card#prod#1"} <= tags
+    assert sorted(registry["tags"]) == sorted(tags) and len(tags) == 4  # the tags it made, named
     assert json.loads((tiny / "reports/promotion.json").read_text())["registry"] == registry
     assert head_md5(tiny, "models/generator.onnx") == dvc_out_md5("models/generator.onnx", tiny)
 

@@ -161,7 +161,8 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, TaskRunFilter
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    repo = reproduced_tiny_repo(tmp_path / "repo")  # the first run promotes what `dvc repro` built there
+    repo = reproduced_tiny_repo(tmp_path / "repo")  # the first run promotes what `dvc repro` built there,
+    sh(["git", "commit", "-qm", "the tiny scores", "--", "reports/fid.json"], repo)  # as good as its committed scores
     deadline = time.monotonic() + 3 * RUN_TIMEOUT_S
     webhook = Webhook()
     try:
@@ -195,13 +196,14 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
             )
 
             params = yaml.safe_load((repo / "params.yaml").read_text())
-            # Valid parameters (the CLI checks them before the flow starts) naming raw data that is not
-            # there: the prepare stage exits 1 inside the flow run, which ends Failed.
-            params["data"].update(source="folder", root="no-such-raw-folder")
+            # Valid (and committed) parameters the data cannot satisfy: a batch larger than the 1437 training
+            # digits. The train stage exits 1 inside the flow run, which ends Failed.
+            params["train"]["batch_size"] = 2000
             (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            sh(["git", "commit", "-qm", "a batch too large", "--", "params.yaml"], repo)
             assert retrain(repo, env, tmp_path, "third").returncode == 1
             failed = webhook.wait_for("eae-retrain failed", deadline)
-            assert "ended Failed" in failed and "stage 'prepare' failed" in failed
+            assert "ended Failed" in failed and "stage 'train' failed" in failed
 
             with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
 

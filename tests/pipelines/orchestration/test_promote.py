@@ -1,4 +1,5 @@
 import json
+import subprocess
 
 import pytest
 
@@ -84,3 +85,34 @@ def test_tampered_candidate_is_refused(tmp_path):
     with pytest.raises(EAEError, match="does not match"):
         promote_if_better(tmp_path)
     assert not (tmp_path / "models/promoted").exists()
+
+
+def commit_scores(repo) -> None:
+    """A git repository whose HEAD holds the candidate's reports/fid.json: the committed scores."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "reports/fid.json"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "scores"], cwd=repo, check=True)
+
+
+def test_a_first_promotion_must_match_the_committed_scores(tmp_path):
+    """Issue 32: a worse experiment left in the workspace (β = 0.5 after `dvc exp run`) was promoted as
+    "no promoted model yet"; now the committed scores (reports/fid.json at HEAD) are the gate."""
+    candidate(tmp_path, b"committed", 2.0)
+    commit_scores(tmp_path)
+    candidate(tmp_path, b"worse", 3.0)
+    worse = promote_if_better(tmp_path)
+    assert not worse["promoted"] and worse["reason"].startswith(
+        "gmm 3.0000 > committed 2.0000 (reports/fid.json at HEAD"
+    )
+    assert worse["committed"]["value"] == 2.0 and not (tmp_path / "models/promoted").exists()
+
+    candidate(tmp_path, b"other features", 1.0, extractor="inception")
+    assert "not comparable" in promote_if_better(tmp_path)["reason"]
+
+    candidate(tmp_path, b"committed", 2.0)  # the committed model, reproduced: as good as its scores
+    same = promote_if_better(tmp_path)
+    assert same["promoted"] and same["reason"].startswith("gmm 2.0000 <= committed 2.0000")
+    assert (tmp_path / "models/promoted/generator.onnx").read_bytes() == b"committed"
+    candidate(tmp_path, b"worse again", 2.5)  # then the promoted model is the gate, as before
+    assert promote_if_better(tmp_path)["reason"] == "gmm 2.5000 >= promoted 2.0000"
