@@ -29,13 +29,48 @@ else:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 
 
+# About how many seconds each long file takes in `make test` (2 workers, one thread a process; pytest
+# --durations, issue 31). pytest-xdist hands out whole files in the collection order (`--dist loadfile
+# --no-loadscope-reorder`, Makefile), so the longest start first and the short ones even out the
+# workers' ends (longest-first scheduling). The first two differ in whether they need the session's
+# reproduced tiny repository (tests.helpers.repos.reproduced_tiny_repo): one worker builds it while
+# the other runs a long file that does not wait for it. A file not listed counts as SLOW_FILE_S when
+# it has a slow test, else as 0 (its place in the collection order).
+FILE_SECONDS = {
+    "tests/test_readme.py": 240,  # builds the reproduced repository
+    "tests/pipelines/test_export_reliability.py": 90,  # does not need it
+    "tests/test_pipeline_smoke.py": 85,
+    "tests/pipelines/orchestration/test_flows.py": 85,
+    "tests/pipelines/orchestration/test_table1.py": 78,
+    "tests/pipelines/test_fit_density.py": 77,
+    "tests/pipelines/orchestration/test_prefect_server.py": 76,
+    "tests/scripts/test_device_check.py": 75,
+    "tests/test_paper_configs.py": 70,
+    "tests/pipelines/test_train_ddp.py": 66,
+    "tests/pipelines/orchestration/test_dvc_remote.py": 55,
+    "tests/pipelines/test_train_reliability.py": 53,
+    "tests/pipelines/orchestration/test_workspace_reliability.py": 41,
+    "tests/pipelines/orchestration/test_prefect_workpool.py": 31,
+    "tests/test_packaging.py": 27,
+    "tests/pipelines/test_train_resume.py": 27,
+    "tests/eae/evaluation/test_inception.py": 20,
+    "tests/pipelines/test_train_selection.py": 18,
+    "tests/eae/evaluation/test_fid.py": 18,
+    "tests/pipelines/test_feature_stats.py": 15,
+    "tests/eae/reporting/test_report.py": 14,
+}
+SLOW_FILE_S = 30
+
+
 def pytest_collection_modifyitems(config, items):
-    """Files with end-to-end (slow) tests first, in their order; the quick files after them. The
-    suite runs with pytest-xdist handing out whole files in this order (`--dist loadfile
-    --no-loadscope-reorder`, Makefile): the long files start at once and the short ones even out
-    the workers' ends."""
+    """Whole files, longest first (FILE_SECONDS); each file's tests keep their order."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: each file's tests keep their order
+
+    def seconds(item) -> float:
+        name = item.path.relative_to(config.rootpath).as_posix()
+        return FILE_SECONDS.get(name, SLOW_FILE_S if item.path in slow_files else 0)
+
+    items.sort(key=lambda item: -seconds(item))  # stable: files stay whole, equal ones in collection order
 
 
 @pytest.fixture(scope="session")
