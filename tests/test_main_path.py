@@ -27,10 +27,11 @@ RAN = "Running stage '"
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    """A reproduced tiny repository whose scores (reports/fid.json) are committed, as in a clone of this
-    repository after `make repro`; its dvc.lock is not (the retrain flow commits it when it promotes)."""
+    """A reproduced tiny repository with its results committed, as in a clone of this repository after
+    `make repro`: HEAD's dvc.lock and reports/fid.json describe the workspace."""
     root = reproduced_tiny_repo(tmp_path_factory.mktemp("main-path") / "repo")
-    sh(["git", "commit", "-qm", "the tiny scores", "--", "reports/fid.json"], root)
+    sh(["git", "add", "dvc.lock", "reports", "data/.gitignore"], root)
+    sh(["git", "commit", "-qm", "the tiny results"], root)
     return root
 
 
@@ -130,11 +131,10 @@ def test_retrain_refuses_a_modified_workspace_then_runs_clean(repo, kept, tmp_pa
     said = proc.stdout.splitlines()
     assert said[0].startswith("retrain: if the new generator is promoted, this commits dvc.lock, params.yaml")
     assert "makes 4 git tags" in said[0]
-    commit = sh(["git", "rev-parse", "HEAD"], repo).strip()
     made = sorted(set(sh(["git", "tag"], repo).split()) - set(tags.split()))
-    assert len(made) == 4 and commit != head.strip()
-    assert said[-3].startswith("promotion: promoted (gmm ") and "<= committed" in said[-3]
-    assert said[-2] == f"registry: committed {commit}"
+    assert len(made) == 4 and sh(["git", "rev-parse", "HEAD"], repo) == head  # HEAD pins the generator: tags only
+    assert said[-3].startswith("promotion: promoted (gmm ") and "<= committed" in said[-3]  # the committed model
+    assert said[-2] == f"registry: no commit needed: HEAD already pins the generator, {head.strip()}"
     assert said[-1] == f"registry: tags made: {', '.join(made)}"
     assert not (tmp_path / "home/.prefect/prefect.db").exists()  # its own temporary database
 

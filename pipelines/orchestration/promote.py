@@ -17,11 +17,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from eae.errors import EAEError
 from eae.evaluation.results import parse_results, read_results
 from eae.export.card import card_path, decoder_sha256, read_card, verify_file
 from eae.io import atomic_dir, write_json
+from pipelines import dvcfile
 from pipelines._stage import GENERATOR_ONNX, dvc_out_md5
+from pipelines.orchestration.workspace import flatten
 
 FILES = ("generator.onnx", "generator.json", "decoder.onnx", "generator_z.onnx", "README.md")
 
@@ -42,14 +46,15 @@ def revision(repo: Path) -> dict:
 
 def committed_scores(repo: Path, metric: str) -> dict | None:
     """The gating metric of reports/fid.json at HEAD ({"value", "feature_extractor", "commit"}); None without
-    a commit, a committed fid.json or a value for ``metric`` there."""
+    a commit, a committed fid.json or a value for ``metric`` there, or when HEAD's dvc.lock records other
+    parameters than HEAD's params.yaml (its scores were not made with the committed parameters)."""
 
     def git(*args: str) -> str | None:
         proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
         return proc.stdout if proc.returncode == 0 else None
 
     text = git("show", "HEAD:reports/fid.json")
-    if text is None:
+    if text is None or not describes_head_params(git("show", "HEAD:dvc.lock"), git("show", "HEAD:params.yaml")):
         return None
     try:
         results = parse_results(json.loads(text))
@@ -64,6 +69,23 @@ def committed_scores(repo: Path, metric: str) -> dict | None:
     }
 
 
+def describes_head_params(lock_text: str | None, params_text: str | None) -> bool:
+    """Whether every parameter value a dvc.lock records is the one params.yaml holds."""
+    if not lock_text or not params_text:
+        return False
+    try:
+        params = flatten(yaml.safe_load(params_text) or {})
+        stages = dvcfile.lock_stages(lock_text)
+    except (yaml.YAMLError, AttributeError):
+        return False
+    missing = object()
+    for stage in stages.values():
+        recorded = flatten(((stage or {}).get("params") or {}).get("params.yaml") or {})
+        if any(params.get(key, missing) != value for key, value in recorded.items()):
+            return False
+    return True
+
+
 def gate(candidate: dict, current: dict | None, committed: dict | None, metric: str) -> tuple[bool, str]:
     """(promote, reason): lower than the promoted model's value; with none, not higher than the committed one."""
     if current is not None and current["value"] is not None:
@@ -72,7 +94,10 @@ def gate(candidate: dict, current: dict | None, committed: dict | None, metric: 
         reference, name = committed, "committed scores"
         where = f" (reports/fid.json at HEAD {committed['commit'][:12]}; no promoted model yet)"
     else:
-        return True, "no promoted model yet and no committed scores (reports/fid.json at HEAD) to compare with"
+        return True, (
+            "no promoted model yet and no committed scores of the committed parameters (reports/fid.json and "
+            "dvc.lock at HEAD) to compare with"
+        )
     if reference["feature_extractor"] != candidate["feature_extractor"]:
         return False, (
             f"metrics are not comparable: candidate uses {candidate['feature_extractor']!r} "

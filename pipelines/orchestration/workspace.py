@@ -79,12 +79,13 @@ def validate(repo: str | Path, overrides: dict[str, object] | None = None) -> Pa
     return load_params(Path(repo) / PARAMS_FILE, overrides)
 
 
-def _flat(data: object, prefix: str = "") -> dict[str, object]:
+def flatten(data: object, prefix: str = "") -> dict[str, object]:
+    """Nested parameters as dotted keys (``{"train": {"epochs": 2}}`` -> ``{"train.epochs": 2}``)."""
     if not isinstance(data, dict):
         return {prefix: data}
     out: dict[str, object] = {}
     for key, value in data.items():
-        out.update(_flat(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}"))
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     return out
 
 
@@ -96,10 +97,10 @@ def params_changes(repo: str | Path) -> list[str]:
     if proc.returncode != 0:
         return []
     try:
-        committed = _flat(yaml.safe_load(proc.stdout) or {})
+        committed = flatten(yaml.safe_load(proc.stdout) or {})
     except yaml.YAMLError:
         committed = {}
-    now = _flat(read_params_file(repo / PARAMS_FILE))
+    now = flatten(read_params_file(repo / PARAMS_FILE))
     return [
         f"{key}: {committed.get(key, '(absent)')} -> {now.get(key, '(absent)')}"
         for key in sorted(set(committed) | set(now))

@@ -38,11 +38,9 @@ def test_stage_order_respects_dependencies():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A tiny repository without committed scores (the copied reports/fid.json is the full-size model's)."""
-    repo = make_tiny_repo(tmp_path_factory.mktemp("flow"))
-    subprocess.run(["git", "rm", "-q", "reports/fid.json"], cwd=repo, check=True)
-    subprocess.run(["git", "commit", "-qm", "no committed scores"], cwd=repo, check=True)
-    return repo
+    """A tiny repository: its committed reports/fid.json and dvc.lock are the full-size model's, not of its
+    committed (tiny) parameters, so a first promotion has no committed scores to compare with."""
+    return make_tiny_repo(tmp_path_factory.mktemp("flow"))
 
 
 def test_a_modified_workspace_is_refused_before_anything_runs(tiny):

@@ -161,8 +161,7 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, TaskRunFilter
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    repo = reproduced_tiny_repo(tmp_path / "repo")  # the first run promotes what `dvc repro` built there,
-    sh(["git", "commit", "-qm", "the tiny scores", "--", "reports/fid.json"], repo)  # as good as its committed scores
+    repo = reproduced_tiny_repo(tmp_path / "repo")  # the first run promotes what `dvc repro` built there
     deadline = time.monotonic() + 3 * RUN_TIMEOUT_S
     webhook = Webhook()
     try:
@@ -188,6 +187,7 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
             card_file.write_text(json.dumps({**card, "evaluation": {**evaluation, "metrics": halved}}))
             second = retrain(repo, env, tmp_path, "second")
             assert second.returncode == 0, (tmp_path / "second.log").read_text()[-3000:]
+            commit = sh(["git", "rev-parse", "HEAD"], repo).strip()  # the second run's (the third commits params)
             regressed = webhook.wait_for("eae-retrain metric regressed", deadline)
             fid = json.loads((repo / "reports/fid.json").read_text())
             assert (
@@ -227,7 +227,6 @@ def test_artifacts_and_alerts_on_a_real_server(tmp_path):
                 assert gmm["promoted"] == round(halved["fd"]["gmm"], 4)
                 assert {r["sampler"] for r in rows} >= {"isotropic", "mvg", "gmm", "reconstruction"}
                 note = notes[0].data
-                commit = sh(["git", "rev-parse", "HEAD"], repo).strip()
                 assert note.startswith("# eae-retrain: kept the promoted generator") and commit in note
                 assert str(repo.resolve() / "reports" / "index.html") in note
                 assert notes[1].data.startswith("# eae-retrain: promoted the new")

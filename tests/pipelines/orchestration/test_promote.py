@@ -87,11 +87,15 @@ def test_tampered_candidate_is_refused(tmp_path):
     assert not (tmp_path / "models/promoted").exists()
 
 
-def commit_scores(repo) -> None:
-    """A git repository whose HEAD holds the candidate's reports/fid.json: the committed scores."""
+def commit_scores(repo, recorded_seed: int = 0) -> None:
+    """A git repository whose HEAD holds the candidate's reports/fid.json, params.yaml (seed: 0) and a dvc.lock
+    that records ``recorded_seed``: the committed scores of the committed parameters when it is 0."""
+    (repo / "params.yaml").write_text("seed: 0\n")
+    lock = {"schema": "2.0", "stages": {"evaluate": {"cmd": "x", "params": {"params.yaml": {"seed": recorded_seed}}}}}
+    (repo / "dvc.lock").write_text(json.dumps(lock))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    subprocess.run([*git, "add", "reports/fid.json"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "reports/fid.json", "params.yaml", "dvc.lock"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "scores"], cwd=repo, check=True)
 
 
@@ -116,3 +120,13 @@ def test_a_first_promotion_must_match_the_committed_scores(tmp_path):
     assert (tmp_path / "models/promoted/generator.onnx").read_bytes() == b"committed"
     candidate(tmp_path, b"worse again", 2.5)  # then the promoted model is the gate, as before
     assert promote_if_better(tmp_path)["reason"] == "gmm 2.5000 >= promoted 2.0000"
+
+
+def test_committed_scores_of_other_parameters_are_no_gate(tmp_path):
+    """HEAD's dvc.lock records seed 1, its params.yaml says 0: its scores were made with other parameters."""
+    candidate(tmp_path, b"committed", 2.0)
+    commit_scores(tmp_path, recorded_seed=1)
+    candidate(tmp_path, b"worse", 3.0)
+    first = promote_if_better(tmp_path)
+    assert first["promoted"] and first["committed"] is None
+    assert first["reason"].startswith("no promoted model yet and no committed scores of the committed parameters")

@@ -96,6 +96,28 @@ def test_concurrent_run_is_refused(workspace):
         thread.join()
 
 
+def test_retrain_says_what_it_commits_and_tags():
+    """Issue 32: the one-shot flow made a commit and four tags without saying so beside the command."""
+    from pipelines.orchestration.flows import announcement, summary
+
+    assert "commits dvc.lock, params.yaml and the results" in announcement(".") and "4 git tags" in announcement(".")
+    tags = ["eae-generator#prod#1", "eae-generator-card#prod#1", "eae-generator-card@v0.0.1", "eae-generator@v0.0.1"]
+    decision = {
+        "promoted": True,
+        "reason": "gmm 1.0000 <= committed 1.0000",
+        "registry": {"registered": True, "committed": True, "commit": "abc123", "tags": tags, "artifacts": {}},
+    }
+    lines = summary({"stages": ["check", "fetch"], "promotion": decision})
+    assert lines[-3:] == [
+        "promotion: promoted (gmm 1.0000 <= committed 1.0000)",
+        "registry: committed abc123",
+        f"registry: tags made: {', '.join(tags)}",
+    ]
+    kept = summary({"stages": ["check"], "promotion": {"promoted": False, "reason": "gmm 2 > committed 1"}})
+    assert kept[-1] == "registry: nothing committed, no tags"
+    assert summary({"stages": ["check"], "promotion": None})[-1].endswith("nothing committed, no tags")
+
+
 # --------------------------------------------------------------------------- DVC end to end (slow)
 
 
