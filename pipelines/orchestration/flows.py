@@ -21,16 +21,11 @@ promotion must be at least as good as the committed scores (pipelines/orchestrat
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -52,6 +47,7 @@ from pipelines._stage import dvc_stages
 from pipelines.config import ConfigError
 from pipelines.orchestration import artifacts, registry
 from pipelines.orchestration import promote as promotion
+from pipelines.orchestration.oneshot import announcement, own_prefect_settings, summary
 from pipelines.orchestration.workspace import (
     LOCK_FILE,
     ModifiedWorkspace,
@@ -258,57 +254,6 @@ def retrain(
     return {"stages": ran, "promotion": decision}
 
 
-@contextlib.contextmanager
-def own_prefect_settings() -> Iterator[None]:
-    """The one-shot run's Prefect backend: unless a Prefect API is configured (PREFECT_API_URL), a
-    temporary Prefect home with its own SQLite database for the temporary server, so no two runs share
-    (and lock) ~/.prefect/prefect.db; removed at exit, after the server stops. (Analytics: set above.)"""
-    from prefect.settings import (
-        PREFECT_API_DATABASE_CONNECTION_URL,
-        PREFECT_HOME,
-        get_current_settings,
-        temporary_settings,
-    )
-
-    if get_current_settings().api.url:
-        yield
-        return
-    home = Path(tempfile.mkdtemp(prefix="eae-prefect-"))
-    atexit.register(shutil.rmtree, home, True)  # registered first: runs after the temporary server's stop
-    updates = {PREFECT_HOME: home, PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{home / 'prefect.db'}"}
-    with temporary_settings(updates=updates):
-        yield
-
-
-def announcement(repo: str | Path) -> str:
-    """What ``retrain`` says before it starts, when it may promote."""
-    names = " and ".join(registry.ARTIFACTS)
-    return (
-        f"retrain: if the new generator is promoted, this commits dvc.lock, params.yaml and the results in "
-        f"{Path(repo).resolve()} and makes 4 git tags (a version and stage {registry.STAGE} of {names}); "
-        "--no-promote only rebuilds"
-    )
-
-
-def summary(result: dict) -> list[str]:
-    """The lines ``retrain`` prints when it is done: what ran, the decision, the commit and the tags."""
-    lines = [f"retrain: ran dvc repro of {', '.join(result['stages'])} (DVC skips the stages that are up to date)"]
-    decision = result["promotion"]
-    if decision is None:
-        return [*lines, "promotion: not evaluated (--no-promote): nothing committed, no tags"]
-    lines.append(f"promotion: {'promoted' if decision['promoted'] else 'not promoted'} ({decision['reason']})")
-    outcome = decision.get("registry")
-    if outcome is None:
-        lines.append("registry: nothing committed, no tags")
-    elif not outcome["registered"]:
-        lines.append(f"registry: not registered ({outcome['reason']}): nothing committed, no tags")
-    else:
-        made = "committed" if outcome["committed"] else "no commit needed: HEAD already pins the generator,"
-        lines.append(f"registry: {made} {outcome['commit']}")
-        lines.append(f"registry: tags made: {', '.join(outcome['tags']) or 'none (already registered)'}")
-    return lines
-
-
 def _parse_sets(items: list[str]) -> dict[str, object]:
     out: dict[str, object] = {}
     for item in items:
@@ -322,7 +267,7 @@ def _parse_sets(items: list[str]) -> dict[str, object]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pipelines.orchestration.flows", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     for name in ("retrain", "serve"):
@@ -344,16 +289,17 @@ def main(argv: list[str] | None = None) -> int:
             when.add_argument("--cron", help='e.g. "0 3 * * 1" (Mondays 03:00)')
             when.add_argument("--interval", type=float, help="seconds between runs")
             p.add_argument("--name", default="eae-retrain")
-    args = ap.parse_args(argv)
-    try:  # bad parameters, or uncommitted ones to promote: one line and exit 2 before the flow (or DVC) starts
-        sets = _parse_sets(args.set) or None
-        validate(args.repo, sets)
-        if args.command == "retrain" and not args.no_promote and not args.from_workspace:
-            require_committed_params(args.repo)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    params = {
+    return ap
+
+
+def flow_parameters(args: argparse.Namespace) -> dict:
+    """The flow's parameters from the command line; bad parameters, or uncommitted ones to promote, raise
+    ConfigError (one line and exit 2 before the flow, or DVC, starts)."""
+    sets = _parse_sets(args.set) or None
+    validate(args.repo, sets)
+    if args.command == "retrain" and not args.no_promote and not args.from_workspace:
+        require_committed_params(args.repo)
+    return {
         "repo": args.repo,
         "pull": args.pull,
         "push": args.push,
@@ -363,23 +309,30 @@ def main(argv: list[str] | None = None) -> int:
         "force": args.force,
         "from_workspace": args.from_workspace,
     }
-    if args.command == "retrain":
-        try:  # another retrain holds the workspace: one line before Prefect starts (the flow takes the lock)
-            with workspace_lock(Path(args.repo)):
-                pass
-        except WorkspaceBusy as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        if not args.no_promote:
-            print(announcement(args.repo), flush=True)
-        try:
-            with own_prefect_settings():
-                result = retrain(**params)
-        except (StageFailed, WorkspaceBusy, EAEError) as exc:  # ConfigError is an EAEError
-            print(f"error: {exc}", file=sys.stderr)
-            return 2 if isinstance(exc, ConfigError) else 1
-        print("\n".join(summary(result)))
-        return 0
+
+
+def retrain_once(args: argparse.Namespace, params: dict) -> int:
+    """``retrain``: one run now, with this process's own Prefect settings; its summary, or one error line."""
+    try:  # another retrain holds the workspace: one line before Prefect starts (the flow takes the lock)
+        with workspace_lock(Path(args.repo)):
+            pass
+    except WorkspaceBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not args.no_promote:
+        print(announcement(args.repo), flush=True)
+    try:
+        with own_prefect_settings():
+            result = retrain(**params)
+    except (StageFailed, WorkspaceBusy, EAEError) as exc:  # ConfigError is an EAEError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    print("\n".join(summary(result)))
+    return 0
+
+
+def serve(args: argparse.Namespace, params: dict) -> int:
+    """``serve``: the deployment on a schedule, against a running Prefect server."""
     if not os.environ.get("PREFECT_API_URL"):
         print(
             "error: serve needs a Prefect server: run `make prefect-server` and set "
@@ -390,6 +343,16 @@ def main(argv: list[str] | None = None) -> int:
     # limit=1: this process never starts a scheduled run while the previous one is still going.
     retrain.serve(name=args.name, cron=args.cron, interval=args.interval, parameters=params, limit=1)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        params = flow_parameters(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return retrain_once(args, params) if args.command == "retrain" else serve(args, params)
 
 
 if __name__ == "__main__":

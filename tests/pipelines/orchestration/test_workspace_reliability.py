@@ -98,7 +98,7 @@ def test_concurrent_run_is_refused(workspace):
 
 def test_retrain_says_what_it_commits_and_tags():
     """Issue 32: the one-shot flow made a commit and four tags without saying so beside the command."""
-    from pipelines.orchestration.flows import announcement, summary
+    from pipelines.orchestration.oneshot import announcement, summary
 
     assert "commits dvc.lock, params.yaml and the results" in announcement(".") and "4 git tags" in announcement(".")
     tags = ["eae-generator#prod#1", "eae-generator-card#prod#1", "eae-generator-card@v0.0.1", "eae-generator@v0.0.1"]
