@@ -29,35 +29,39 @@ else:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 
 
-# About how many seconds each long file takes in `make test` (2 workers, one thread a process; pytest
-# --durations, issue 31). pytest-xdist hands out whole files in the collection order (`--dist loadfile
-# --no-loadscope-reorder`, Makefile), so the longest start first and the short ones even out the
-# workers' ends (longest-first scheduling). The first two differ in whether they need the session's
-# reproduced tiny repository (tests.helpers.repos.reproduced_tiny_repo): one worker builds it while
-# the other runs a long file that does not wait for it. A file not listed counts as SLOW_FILE_S when
-# it has a slow test, else as 0 (its place in the collection order).
+# How long each long file took in one `make test` (pytest --durations, summed per file, issue 31; on a
+# busy 2-core machine, so only their order matters). pytest-xdist hands out whole files in the collection
+# order (`--dist loadfile --no-loadscope-reorder`, Makefile), so the longest start first and the short
+# ones even out the workers' ends (longest-first scheduling). The first two differ in whether they need
+# the session's reproduced tiny repository (tests.helpers.repos.reproduced_tiny_repo): one worker builds
+# it while the other runs a long file that does not wait for it. A file not listed counts as SLOW_FILE_S
+# when it has a slow test, else as 0 (its place in the collection order).
 FILE_SECONDS = {
-    "tests/test_readme.py": 240,  # builds the reproduced repository
-    "tests/pipelines/test_export_reliability.py": 90,  # does not need it
-    "tests/test_pipeline_smoke.py": 85,
-    "tests/pipelines/orchestration/test_flows.py": 85,
-    "tests/pipelines/orchestration/test_table1.py": 78,
-    "tests/pipelines/test_fit_density.py": 77,
-    "tests/pipelines/orchestration/test_prefect_server.py": 76,
-    "tests/scripts/test_device_check.py": 75,
-    "tests/test_paper_configs.py": 70,
-    "tests/pipelines/test_train_ddp.py": 66,
-    "tests/pipelines/orchestration/test_dvc_remote.py": 55,
-    "tests/pipelines/test_train_reliability.py": 53,
-    "tests/pipelines/orchestration/test_workspace_reliability.py": 41,
-    "tests/pipelines/orchestration/test_prefect_workpool.py": 31,
-    "tests/test_packaging.py": 27,
-    "tests/pipelines/test_train_resume.py": 27,
-    "tests/eae/evaluation/test_inception.py": 20,
-    "tests/pipelines/test_train_selection.py": 18,
-    "tests/eae/evaluation/test_fid.py": 18,
-    "tests/pipelines/test_feature_stats.py": 15,
-    "tests/eae/reporting/test_report.py": 14,
+    "tests/test_readme.py": 229,  # builds the reproduced repository
+    "tests/pipelines/test_export_reliability.py": 208,  # does not need it
+    "tests/pipelines/orchestration/test_workspace_reliability.py": 170,
+    "tests/scripts/test_device_check.py": 167,
+    "tests/test_main_path.py": 163,
+    "tests/pipelines/orchestration/test_prefect_server.py": 159,
+    "tests/pipelines/test_train_reliability.py": 151,
+    "tests/pipelines/test_fit_density.py": 148,
+    "tests/test_pipeline_smoke.py": 146,
+    "tests/pipelines/orchestration/test_flows.py": 145,
+    "tests/pipelines/orchestration/test_table1.py": 132,
+    "tests/pipelines/orchestration/test_dvc_remote.py": 123,
+    "tests/test_paper_configs.py": 119,
+    "tests/eae/reporting/test_report.py": 108,
+    "tests/pipelines/test_train_ddp.py": 108,
+    "tests/pipelines/orchestration/test_prefect_workpool.py": 96,
+    "tests/pipelines/test_train_resume.py": 88,
+    "tests/pipelines/test_train_selection.py": 82,
+    "tests/test_packaging.py": 72,
+    "tests/pipelines/test_feature_stats.py": 69,
+    "tests/eae/evaluation/test_inception.py": 68,
+    "tests/eae/evaluation/test_fid.py": 50,
+    "tests/pipelines/test_config_reliability.py": 49,
+    "tests/eae/export/test_onnx.py": 40,
+    "tests/eae/training/test_seed.py": 35,
 }
 SLOW_FILE_S = 30
 
