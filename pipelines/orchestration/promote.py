@@ -17,7 +17,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from eae.errors import EAEError
 from eae.evaluation.results import parse_results, read_results
@@ -54,7 +55,11 @@ def committed_scores(repo: Path, metric: str) -> dict | None:
         return proc.stdout if proc.returncode == 0 else None
 
     text = git("show", "HEAD:reports/fid.json")
-    if text is None or not describes_head_params(git("show", "HEAD:dvc.lock"), git("show", "HEAD:params.yaml")):
+    try:  # a stage dvc.yaml no longer has may linger in dvc.lock
+        stages: list[str] | None = list(dvcfile.stages(repo))
+    except dvcfile.READ_ERRORS:
+        stages = None  # every stage of dvc.lock
+    if text is None or not describes_head_params(git("show", "HEAD:dvc.lock"), git("show", "HEAD:params.yaml"), stages):
         return None
     try:
         results = parse_results(json.loads(text))
@@ -69,18 +74,20 @@ def committed_scores(repo: Path, metric: str) -> dict | None:
     }
 
 
-def describes_head_params(lock_text: str | None, params_text: str | None) -> bool:
-    """Whether every parameter value a dvc.lock records is the one params.yaml holds."""
+def describes_head_params(lock_text: str | None, params_text: str | None, stages: list[str] | None = None) -> bool:
+    """Whether every parameter value a dvc.lock records for ``stages`` (None: all) is the one params.yaml holds
+    (both read as DVC reads them: YAML 1.2)."""
     if not lock_text or not params_text:
         return False
+    reader = YAML(typ="safe")
     try:
-        params = flatten(yaml.safe_load(params_text) or {})
-        stages = dvcfile.lock_stages(lock_text)
-    except (yaml.YAMLError, AttributeError):
+        params = flatten(reader.load(params_text) or {})
+        locked = (reader.load(lock_text) or {}).get("stages") or {}
+    except (YAMLError, AttributeError):
         return False
     missing = object()
-    for stage in stages.values():
-        recorded = flatten(((stage or {}).get("params") or {}).get("params.yaml") or {})
+    for name in locked if stages is None else stages:
+        recorded = flatten(((locked.get(name) or {}).get("params") or {}).get("params.yaml") or {})
         if any(params.get(key, missing) != value for key, value in recorded.items()):
             return False
     return True
