@@ -67,7 +67,7 @@ def test_wrong_architecture_names_the_file_key_and_both_shapes(tmp_path):
         model_from_checkpoint(load_checkpoint(path))
     assert one_line(info) == (
         f"{path}: weights do not fit objective 'eae' with the recorded architecture (latent_dim 4, encoder_channels "
-        "[8, 16], decoder_channels [16, 8], kernel_size 4, spectral_norm False): 'encoder.fc.weight' has shape "
+        "[8, 16], decoder_channels [16, 8], kernel_size 4, spectral_norm False, code_batchnorm True): 'encoder.fc.weight' has shape "
         "[6, 256] in the file but the network needs [4, 256] (and 3 more)"
     )
 
