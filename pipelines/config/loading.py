@@ -135,13 +135,20 @@ def load_params(path: str | Path = PARAMS_FILE, overrides: dict[str, object] | N
         raise config_error(where, exc) from None
     except SettingsError as exc:  # an environment value pydantic-settings cannot parse (check_environment names most)
         raise ConfigError(f"{where}: {' '.join(str(exc).split())[: 2 * MAX_SHOWN_VALUE]}") from None
-    check_folders(params, path.parent, where)
+    check_folders(params, project_root(path), where)
     return params
 
 
+def project_root(path: Path) -> Path:
+    """The repository a parameter file belongs to, where the stages run: the nearest folder above it with a
+    dvc.yaml (``configs/x.yaml`` -> the repository), else the file's own folder."""
+    folder = Path(path).resolve().parent
+    return next((d for d in (folder, *folder.parents) if (d / "dvc.yaml").is_file()), folder)
+
+
 def check_folders(params: Params, repo: Path, where: str) -> None:
-    """The folders the parameters name must exist (relative to the parameter file's folder, where the
-    stages run): ``data.root`` of the folder source, which nothing downloads."""
+    """The folders the parameters name must exist (relative to ``repo``, where the stages run):
+    ``data.root`` of the folder source, which nothing downloads."""
     root = params.data.root
     if params.data.source == "folder" and not (repo / root).is_dir():
         raise ConfigError(
