@@ -60,14 +60,6 @@ def uncached_outputs(repo: str | Path = ".") -> list[str]:
     return [out.path for outs in outputs(repo).values() for out in outs if not out.cache]
 
 
-def stage_running(module: str, repo: str | Path = ".") -> tuple[str, list[Output]] | None:
-    """(name, outputs) of the stage whose command is ``python -m module`` (None when there is none)."""
-    for name, stage in stages(repo).items():
-        if isinstance(stage, dict) and str(stage.get("cmd", "")).split() == ["python", "-m", module]:
-            return name, stage_outputs(stage)
-    return None
-
-
 def lock_stages(text: str) -> dict[str, dict]:
     """The ``stages`` mapping of dvc.lock's text (raises ``yaml.YAMLError``)."""
     return (yaml.safe_load(text) or {}).get("stages") or {}
